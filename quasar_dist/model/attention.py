@@ -1,0 +1,82 @@
+"""Guided attention: plain scaled-dot-product attention steered by key temperatures.
+
+guidance modes (T_ij = tau_j, the temperature of key j as seen from query i's step):
+  scale: softmax(Q K^T / sqrt(d) ⊙ T) V   -- the paper's formula; for one temperature per key it
+         equals scaling key j by tau_j, so the fused SDPA kernel still applies.
+  bias:  softmax(Q K^T / sqrt(d) + log T) V -- attention mass re-weighted by tau_j and
+         renormalised, so a cold key really loses mass (and evicting it is nearly lossless).
+  off:   plain attention (the CoT baseline and the reference for equivalence tests).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .rope import apply_rope
+
+
+class Attention(nn.Module):
+    """q/k/v/o projections. Head counts come from the weight shapes, so a tensor-parallel shard
+    (fewer local heads after AutoTP) runs the same code."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.head_dim = cfg.head_dim
+        d, hd = cfg.hidden_size, cfg.head_dim
+        self.q_proj = nn.Linear(d, cfg.num_heads * hd, bias=cfg.attention_bias)
+        self.k_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.attention_bias)
+        self.v_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.attention_bias)
+        self.o_proj = nn.Linear(cfg.num_heads * hd, d, bias=False)
+
+    @property
+    def local_kv_heads(self) -> int:
+        return self.k_proj.weight.shape[0] // self.head_dim
+
+    def qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """x [B, T, d] -> q [B, H, T, D], k/v [B, Hkv, T, D] (RoPE applied to q and k)."""
+        bsz, t, _ = x.shape
+        q = self.q_proj(x).view(bsz, t, -1, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(bsz, t, -1, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(bsz, t, -1, self.head_dim).transpose(1, 2)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def out(self, o: torch.Tensor) -> torch.Tensor:
+        """o [B, H, T, D] -> [B, T, d]."""
+        bsz, _, t, _ = o.shape
+        return self.o_proj(o.transpose(1, 2).reshape(bsz, t, -1))
+
+
+def guided_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    log_tau: torch.Tensor | None,
+    mask: torch.Tensor,
+    guidance: str,
+) -> torch.Tensor:
+    """q [B, H, Tq, D]; k, v [B, Hkv, Tk, D]; mask bool [B|1, Tq, Tk] (True = may attend);
+    log_tau None, [B, Tk] (one temperature per key) or [B, Tq, Tk] (per query's step)."""
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    if guidance == "off" or log_tau is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1))
+    if log_tau.dim() == 2:
+        log_tau = log_tau.unsqueeze(1)  # [B, 1, Tk]
+    if guidance == "bias":
+        bias = log_tau.masked_fill(~mask, float("-inf")).unsqueeze(1)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+    if guidance == "scale":
+        if log_tau.shape[1] == 1:  # one temperature per key: scale the keys, keep the fused kernel
+            k = k * log_tau.exp().transpose(1, 2).unsqueeze(1).to(k.dtype)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        scores = scores * log_tau.exp().unsqueeze(1).to(q.dtype)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        return torch.softmax(scores, dim=-1) @ v
+    raise ValueError(f"unknown guidance {guidance!r} (use one of scale, bias, off)")

@@ -1,0 +1,111 @@
+"""Load and save model folders in the Hugging Face layout: config.json, *.safetensors,
+tokenizer.json. Weights are read with safetensors only: pickle files are refused."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .config import ModelConfig, ModelLoadError
+from .decoder import QuasarForCausalLM
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+IGNORED_KEYS = ("rotary_emb.inv_freq",)
+TTM_SEED = 0  # freshly attached TTM projections are drawn from a fixed seed: reproducible
+
+
+def read_config(folder: Path) -> ModelConfig:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ModelLoadError(f"{folder}: missing config.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    return ModelConfig.from_hf_dict(data, source=str(path))
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        return files
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(f"{folder}: only pickle weights ({pickles[0]}); refused, safetensors only")
+    raise ModelLoadError(f"{folder}: no *.safetensors weight files")
+
+
+def _read_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for f in files:
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                for name in fh.keys():
+                    tensors[name] = fh.get_tensor(name)
+        except Exception as exc:  # truncated or corrupt file
+            raise ModelLoadError(f"{f}: unreadable safetensors file ({type(exc).__name__})") from None
+    return tensors
+
+
+def _attach_fresh_ttm(model: QuasarForCausalLM) -> None:
+    g = torch.Generator().manual_seed(TTM_SEED)
+    for layer in model.model.layers:
+        layer.ttm.reset_parameters(generator=g)
+
+
+def load_state(model: QuasarForCausalLM, tensors: dict[str, torch.Tensor], source: str) -> bool:
+    """Copy tensors into the model with one-line errors. Returns True if TTM weights were present."""
+    expected = model.state_dict()
+    tied = model.config.tie_word_embeddings
+    for name, param in expected.items():
+        if name not in tensors:
+            if ".ttm." in name or (tied and name == "lm_head.weight"):
+                continue
+            raise ModelLoadError(f"{source}: missing tensor {name!r}")
+        if tuple(tensors[name].shape) != tuple(param.shape):
+            raise ModelLoadError(
+                f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {tuple(param.shape)}"
+            )
+    unexpected = [n for n in tensors if n not in expected and not n.endswith(IGNORED_KEYS)]
+    if unexpected:
+        raise ModelLoadError(f"{source}: unexpected tensor {unexpected[0]!r}")
+    has_ttm = any(".ttm." in n for n in tensors)
+    if not has_ttm:
+        _attach_fresh_ttm(model)
+    with torch.no_grad():
+        for name, param in expected.items():
+            if name in tensors:
+                param.copy_(tensors[name].to(param.dtype))
+    return has_ttm
+
+
+def load_pretrained(folder: str | Path, guidance: str | None = None, dtype: torch.dtype = torch.float32) -> QuasarForCausalLM:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder}: model folder not found")
+    cfg = read_config(folder)
+    tensors = _read_tensors(_weight_files(folder))
+    model = QuasarForCausalLM(cfg, guidance=guidance)
+    model.has_trained_ttm = load_state(model, tensors, str(folder))
+    model.source = str(folder)
+    return model.to(dtype).eval()
+
+
+def save_pretrained(model: QuasarForCausalLM, folder: str | Path, tokenizer_json: str | Path | None = None) -> Path:
+    """Write config.json, model.safetensors and (copied) tokenizer.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    cfg.guidance = model.guidance
+    (folder / "config.json").write_text(json.dumps(cfg.to_hf_dict(), indent=2) + "\n", encoding="utf-8")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if cfg.tie_word_embeddings:
+        state.pop("lm_head.weight", None)
+    save_file(state, str(folder / "model.safetensors"))
+    if tokenizer_json is not None:
+        data = Path(tokenizer_json).read_bytes()
+        (folder / "tokenizer.json").write_bytes(data)
+    return folder

@@ -1,0 +1,136 @@
+"""Model shape and TTM settings, read from / written to a Hugging Face `config.json`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+GUIDANCE_MODES = ("scale", "bias", "off")
+HF_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+
+
+class ModelLoadError(ValueError):
+    """A model folder or config that cannot be loaded; the message is one line."""
+
+
+@dataclass(kw_only=True, slots=True)
+class ModelConfig:
+    architecture: Literal["llama", "qwen2", "mistral"] = "llama"
+    """Checkpoint family; all three share one decoder (Qwen2 adds q/k/v biases)."""
+    vocab_size: int
+    """Number of token ids."""
+    hidden_size: int
+    """Model width d_model."""
+    intermediate_size: int
+    """SwiGLU MLP width."""
+    num_layers: int
+    """Decoder layers."""
+    num_heads: int
+    """Query heads."""
+    num_kv_heads: int
+    """Key/value heads (grouped-query attention when < num_heads)."""
+    head_dim: int = 0
+    """Per-head width; 0 means hidden_size // num_heads."""
+    rope_theta: float = 10000.0
+    """RoPE base."""
+    rms_norm_eps: float = 1e-6
+    """RMSNorm epsilon."""
+    max_position_embeddings: int = 2048
+    """Longest sequence (prompt + generation) the model accepts."""
+    tie_word_embeddings: bool = False
+    """lm_head shares the embedding matrix."""
+    attention_bias: bool = False
+    """Bias on q/k/v projections (always true for Qwen2)."""
+    sliding_window: int | None = None
+    """Mistral's window; sequences longer than it are refused (no sliding-window kernel)."""
+    bos_token_id: int | None = None
+    """Prepended to every prompt when set."""
+    eos_token_ids: list[int] = field(default_factory=list)
+    """Generation stops at any of these."""
+    pad_token_id: int | None = None
+    """Padding id (never attended)."""
+    ttm_dim: int = 64
+    """Width r of the token temperature projections A h_i and B c."""
+    tau_max: float = 2.0
+    """Upper bound of temperatures; with w = b = 0 tau = tau_max / 2, so 2.0 makes TTM the identity."""
+    guidance: Literal["scale", "bias", "off"] = "bias"
+    """Default guided-attention form of this checkpoint (load_model may override)."""
+
+    def __post_init__(self) -> None:
+        if self.head_dim == 0:
+            self.head_dim = self.hidden_size // self.num_heads
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} not divisible by num_kv_heads {self.num_kv_heads}")
+
+    @property
+    def max_sequence_length(self) -> int:
+        if self.sliding_window:
+            return min(self.max_position_embeddings, self.sliding_window)
+        return self.max_position_embeddings
+
+    @classmethod
+    def from_hf_dict(cls, d: dict, source: str = "config.json") -> "ModelConfig":
+        model_type = d.get("model_type")
+        if model_type not in HF_ARCHITECTURES:
+            known = ", ".join(HF_ARCHITECTURES)
+            raise ModelLoadError(f"{source}: unsupported architecture {model_type!r} (supported: {known})")
+        if d.get("rope_scaling"):
+            raise ModelLoadError(f"{source}: rope_scaling {d['rope_scaling']!r} is not supported")
+        try:
+            eos = d.get("eos_token_id")
+            eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+            qd = d.get("quasar", {})
+            window = d.get("sliding_window") if model_type == "mistral" or d.get("use_sliding_window") else None
+            return cls(
+                architecture=model_type,
+                vocab_size=int(d["vocab_size"]),
+                hidden_size=int(d["hidden_size"]),
+                intermediate_size=int(d["intermediate_size"]),
+                num_layers=int(d["num_hidden_layers"]),
+                num_heads=int(d["num_attention_heads"]),
+                num_kv_heads=int(d.get("num_key_value_heads") or d["num_attention_heads"]),
+                head_dim=int(d.get("head_dim") or 0),
+                rope_theta=float(d.get("rope_theta", 10000.0)),
+                rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
+                max_position_embeddings=int(d.get("max_position_embeddings", 2048)),
+                tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
+                attention_bias=model_type == "qwen2" or bool(d.get("attention_bias", False)),
+                sliding_window=int(window) if window else None,
+                bos_token_id=d.get("bos_token_id"),
+                eos_token_ids=eos_ids,
+                pad_token_id=d.get("pad_token_id"),
+                ttm_dim=int(qd.get("ttm_dim", 64)),
+                tau_max=float(qd.get("tau_max", 2.0)),
+                guidance=qd.get("guidance", "bias"),
+            )
+        except KeyError as exc:
+            raise ModelLoadError(f"{source}: missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise ModelLoadError(f"{source}: {exc}") from None
+
+    def to_hf_dict(self) -> dict:
+        """A config.json that transformers also reads (the TTM fields sit under "quasar")."""
+        d = {
+            "architectures": [HF_ARCHITECTURES[self.architecture]],
+            "model_type": self.architecture,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.rms_norm_eps,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": self.attention_bias,
+            "hidden_act": "silu",
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_ids[0] if len(self.eos_token_ids) == 1 else self.eos_token_ids,
+            "pad_token_id": self.pad_token_id,
+            "torch_dtype": "float32",
+            "quasar": {"ttm_dim": self.ttm_dim, "tau_max": self.tau_max, "guidance": self.guidance},
+        }
+        if self.sliding_window:
+            d["sliding_window"] = self.sliding_window
+        return d

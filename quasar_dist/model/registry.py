@@ -1,0 +1,34 @@
+"""Model names: `tiny` is the model shipped in the package; anything else is a local folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_pretrained
+from .config import ModelLoadError
+
+SHIPPED = {"tiny": Path(__file__).resolve().parent.parent / "assets" / "tiny"}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    if str(name_or_path) in SHIPPED:
+        path = SHIPPED[str(name_or_path)]
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"shipped model {name_or_path!r} is missing from {path} (train it: quasar train configs/train/tiny.yaml)")
+        return path
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        raise ModelLoadError(f"{name_or_path}: not a shipped model name ({', '.join(SHIPPED)}) nor a model folder")
+    return path
+
+
+def load_model(name_or_path: str | Path, guidance: str | None = None, dtype: torch.dtype | str = torch.float32):
+    """Load a model folder (or a shipped name) as a `torch.nn.Module` whose
+    `forward(input_ids [B, T])` returns logits [B, T, vocab]."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ModelLoadError(f"unknown dtype {dtype!r} (use one of {', '.join(DTYPES)})")
+        dtype = DTYPES[dtype]
+    return load_pretrained(resolve_model_path(name_or_path), guidance=guidance, dtype=dtype)

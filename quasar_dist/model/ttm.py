@@ -1,0 +1,52 @@
+"""Token temperature mechanism (TTM), one per decoder layer.
+
+    tau_i = tau_max * sigmoid(w . tanh(A h_i + B c) + b)
+
+h_i is the layer's (normalised) input for token i, c the causal context vector (mean of the
+layer inputs of all tokens before the current reasoning step). `A h_i` depends on the token only
+and is cached with its keys and values: that is the temperature cache. At a step boundary only
+`B c` is recomputed. With w = 0 and b = 0, tau = tau_max / 2 = 1 for tau_max = 2, so TTM attached
+to a pretrained checkpoint starts as the identity.
+
+The weights are plain Parameters used through `F.linear`, not `nn.Linear` modules: DeepSpeed
+AutoTP shards every `nn.Linear` inside a decoder layer, and temperatures must stay replicated.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TokenTemperature(nn.Module):
+    def __init__(self, hidden_size: int, ttm_dim: int, tau_max: float) -> None:
+        super().__init__()
+        self.tau_max = tau_max
+        self.A = nn.Parameter(torch.empty(ttm_dim, hidden_size))  # token projection
+        self.B = nn.Parameter(torch.empty(ttm_dim, hidden_size))  # context projection
+        self.w = nn.Parameter(torch.zeros(ttm_dim))
+        self.b = nn.Parameter(torch.zeros(1))
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Identity initialisation: random projections, zero read-out, so tau == 1."""
+        with torch.no_grad():
+            self.A.normal_(0.0, 0.02, generator=generator)
+            self.B.normal_(0.0, 0.02, generator=generator)
+            self.w.zero_()
+            self.b.zero_()
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """A h: [..., d] -> [..., r]; cached per token."""
+        return F.linear(h, self.A)
+
+    def context(self, c: torch.Tensor) -> torch.Tensor:
+        """B c: [..., d] -> [..., r]; recomputed once per step."""
+        return F.linear(c, self.B)
+
+    def log_temperature(self, ah: torch.Tensor, bc: torch.Tensor) -> torch.Tensor:
+        """log tau from A h and B c (broadcast): [..., r] -> [...]. Log space keeps bias mode finite."""
+        z = F.linear(torch.tanh(ah + bc), self.w.unsqueeze(0), self.b).squeeze(-1)
+        return math.log(self.tau_max) + F.logsigmoid(z)

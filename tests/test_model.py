@@ -1,0 +1,220 @@
+"""The temperature-guided decoder: equivalence with transformers, causality, the literal
+formulas, incremental decoding, and checkpoint errors."""
+import json
+import math
+
+import pytest
+import torch
+
+from quasar_dist import load_model
+from quasar_dist.model import ModelLoadError, save_pretrained
+from quasar_dist.model.attention import guided_attention
+
+from hf_reference import make_hf_checkpoint
+
+ARCHS = ["llama", "qwen2", "mistral"]
+MODES = ["off", "scale", "bias"]
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def hf_pair(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    ref = make_hf_checkpoint(request.param, folder)
+    return request.param, folder, ref
+
+
+def _ids(bsz=2, t=24, seed=1, vocab=97):
+    return torch.randint(3, vocab, (bsz, t), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_transformers(hf_pair, mode):
+    """guidance=off equals transformers; fresh (identity) TTM in scale/bias changes nothing."""
+    arch, folder, ref = hf_pair
+    ids = _ids()
+    with torch.no_grad():
+        expected = ref(ids).logits
+        ours = load_model(folder, guidance=mode)(ids)
+    diff = (ours - expected).abs().max().item()
+    print(f"{arch} {mode}: max |logits - transformers| = {diff:.2e}")
+    assert diff < 1e-4
+
+
+def _trained_like_model(folder, mode, seed=3):
+    """A model whose TTM is far from identity, so guidance really acts."""
+    model = load_model(folder, guidance=mode)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.ttm.A.normal_(0, 0.5, generator=g)
+            layer.ttm.B.normal_(0, 0.5, generator=g)
+            layer.ttm.w.normal_(0, 1.0, generator=g)
+            layer.ttm.b.fill_(0.3)
+    return model
+
+
+def _segments(t, bounds=(10, 16, 21)):
+    seg = torch.zeros(t, dtype=torch.long)
+    for b in bounds:
+        seg[b:] += 1
+    return seg
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_trained_ttm_changes_output_when_guided(hf_pair, mode):
+    _, folder, _ = hf_pair
+    ids = _ids(bsz=1)
+    with torch.no_grad():
+        plain = load_model(folder, guidance="off")(ids)
+        guided = _trained_like_model(folder, mode)(ids)
+    diff = (plain - guided).abs().max().item()
+    assert (diff < 1e-5) if mode == "off" else (diff > 1e-3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("use_segments", [False, True])
+def test_causal(hf_pair, mode, use_segments):
+    """Changing tokens after t never changes logits or temperatures at positions <= t."""
+    _, folder, _ = hf_pair
+    model = _trained_like_model(folder, mode)
+    t_total, cut = 24, 13
+    ids = _ids(bsz=1, t=t_total)
+    changed = ids.clone()
+    changed[0, cut + 1 :] = torch.randint(3, 97, (t_total - cut - 1,), generator=torch.Generator().manual_seed(9))
+    seg = _segments(t_total).unsqueeze(0) if use_segments else None
+    with torch.no_grad():
+        la, ta = model(ids, segment_ids=seg, return_temperatures=True)
+        lb, tb = model(changed, segment_ids=seg, return_temperatures=True)
+    assert (la[:, : cut + 1] - lb[:, : cut + 1]).abs().max() < 1e-5
+    assert (la[:, cut + 1 :] - lb[:, cut + 1 :]).abs().max() > 1e-4  # the change is visible later
+    seg_of_cut = int(seg[0, cut]) if use_segments else 0
+    for a, b in zip(ta, tb):  # temperatures [B, S, T] of keys <= cut under contexts of steps <= cut's
+        ta_, tb_ = a[:, : seg_of_cut + 1, : cut + 1].exp(), b[:, : seg_of_cut + 1, : cut + 1].exp()
+        assert (ta_ - tb_).abs().max() < 1e-6
+
+
+def _naive_attention(q, k, v, tau_q, mode):
+    """Materialise the attention matrix and apply the formula literally (per query row)."""
+    groups = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+    t = q.shape[2]
+    logits = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    out = torch.zeros_like(q)
+    for i in range(t):
+        row = logits[:, :, i, : i + 1]
+        tau = tau_q[:, None, i, : i + 1]
+        row = row * tau if mode == "scale" else row + torch.log(tau)
+        w = torch.softmax(row, dim=-1)
+        out[:, :, i] = (w.unsqueeze(-1) * v[:, :, : i + 1]).sum(-2)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["scale", "bias"])
+@pytest.mark.parametrize("per_query", [False, True])
+def test_guided_attention_equals_literal_formula(mode, per_query):
+    g = torch.Generator().manual_seed(0)
+    b, h, hkv, t, d = 2, 4, 2, 9, 8
+    q, k, v = (torch.randn(b, n, t, d, generator=g) for n in (h, hkv, hkv))
+    tau_key = torch.rand(b, t, generator=g) * 1.9 + 0.05
+    tau_q = torch.rand(b, t, t, generator=g) * 1.9 + 0.05 if per_query else tau_key[:, None].expand(b, t, t)
+    mask = torch.ones(t, t, dtype=torch.bool).tril().unsqueeze(0)
+    log_tau = tau_q.log() if per_query else tau_key.log()
+    ours = guided_attention(q, k, v, log_tau=log_tau, mask=mask, guidance=mode)
+    ref = _naive_attention(q, k, v, tau_q, mode)
+    assert (ours - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_incremental_decode_matches_full_forward(hf_pair, mode):
+    """Prefill + token-by-token decode with step commits == one full forward with segments."""
+    _, folder, _ = hf_pair
+    model = _trained_like_model(folder, mode)
+    t_total, bounds = 24, (10, 16, 21)
+    ids = _ids(bsz=1, t=t_total)
+    seg = _segments(t_total, bounds).unsqueeze(0)
+    with torch.no_grad():
+        full = model(ids, segment_ids=seg)
+        cache = model.allocate_cache(num_slots=3, max_len=64)
+        slot = torch.tensor([1])
+        cache.reset(1)
+        steps = [model.forward_cached(ids[:, : bounds[0]], cache, slot, last_only=False)]
+        for pos in range(bounds[0], t_total):
+            if pos in bounds:
+                model.commit_step(cache, 1)
+            steps.append(model.forward_cached(ids[:, pos : pos + 1], cache, slot, last_only=False))
+    inc = torch.cat(steps, dim=1)
+    assert (inc - full).abs().max() < 1e-4
+
+
+def test_batched_decode_with_different_lengths_matches_single(hf_pair):
+    _, folder, _ = hf_pair
+    model = _trained_like_model(folder, "bias")
+    a, b = _ids(bsz=1, t=7, seed=4), _ids(bsz=1, t=12, seed=5)
+    with torch.no_grad():
+        cache = model.allocate_cache(num_slots=2, max_len=32)
+        for s, x in ((0, a), (1, b)):
+            cache.reset(s)
+            model.forward_cached(x, cache, torch.tensor([s]))
+        nxt = torch.tensor([[5], [6]])
+        batched = model.forward_cached(nxt, cache, torch.tensor([0, 1]))
+        solo_a = model(torch.cat([a, nxt[:1]], 1))[:, -1]
+        solo_b = model(torch.cat([b, nxt[1:]], 1))[:, -1]
+    assert (batched[0] - solo_a[0]).abs().max() < 1e-4
+    assert (batched[1] - solo_b[0]).abs().max() < 1e-4
+
+
+def test_save_and_load_roundtrip(hf_pair, tmp_path):
+    _, folder, _ = hf_pair
+    model = _trained_like_model(folder, "bias")
+    save_pretrained(model, tmp_path / "m", tokenizer_json=folder / "tokenizer.json")
+    again = load_model(tmp_path / "m")
+    ids = _ids()
+    with torch.no_grad():
+        assert torch.equal(model(ids), again(ids))
+    assert again.guidance == "bias" and again.has_trained_ttm
+
+
+def _copy_folder(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_load_errors_are_one_line(hf_pair, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, folder, _ = hf_pair
+    cases = {}
+    cases["missing folder"] = (tmp_path / "nope", "nor a model folder")
+    bad_arch = _copy_folder(folder, tmp_path / "arch")
+    cfg = json.loads((bad_arch / "config.json").read_text())
+    cfg["model_type"] = "gpt2"
+    (bad_arch / "config.json").write_text(json.dumps(cfg))
+    cases["arch"] = (bad_arch, "unsupported architecture 'gpt2'")
+    no_cfg = _copy_folder(folder, tmp_path / "nocfg")
+    (no_cfg / "config.json").unlink()
+    cases["config"] = (no_cfg, "missing config.json")
+    pickled = _copy_folder(folder, tmp_path / "pickle")
+    torch.save({"x": torch.zeros(1)}, pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    cases["pickle"] = (pickled, "refused, safetensors only")
+    missing = _copy_folder(folder, tmp_path / "missing")
+    tensors = load_file(missing / "model.safetensors")
+    tensors.pop("model.layers.1.mlp.up_proj.weight")
+    save_file(tensors, missing / "model.safetensors")
+    cases["tensor"] = (missing, "missing tensor 'model.layers.1.mlp.up_proj.weight'")
+    shape = _copy_folder(folder, tmp_path / "shape")
+    tensors = load_file(shape / "model.safetensors")
+    tensors["model.norm.weight"] = torch.ones(3)
+    save_file(tensors, shape / "model.safetensors")
+    cases["shape"] = (shape, "tensor 'model.norm.weight' has shape (3,), expected (64,)")
+    for name, (path, needle) in cases.items():
+        with pytest.raises(ModelLoadError) as err:
+            load_model(path)
+        msg = str(err.value)
+        assert needle in msg and "\n" not in msg, (name, msg)
+    with pytest.raises(ModelLoadError, match="not a shipped model name"):
+        load_model("no-such-model")
+    with pytest.raises(ValueError, match="unknown guidance"):
+        load_model(folder, guidance="hot")
