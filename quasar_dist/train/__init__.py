@@ -1,0 +1,1 @@
+"""Training temperature-guided models with DeepSpeed (CPU gloo or GPU NCCL)."""

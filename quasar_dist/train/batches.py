@@ -1,0 +1,35 @@
+"""Tasks -> token tensors: input ids, step (segment) ids and the loss mask."""
+from __future__ import annotations
+
+import torch
+
+from quasar_dist.data.tokenizer_build import BOS_ID, EOS_ID, PAD_ID
+
+
+def encode_task(tokenizer, task: dict) -> tuple[list[int], int]:
+    """[bos] prompt "\n" solution [eos]; returns ids and the prompt length (incl. its newline)."""
+    prompt = [BOS_ID] + tokenizer.encode(task["prompt"] + "\n", add_special_tokens=False).ids
+    solution = tokenizer.encode(task["solution"], add_special_tokens=False).ids + [EOS_ID]
+    return prompt + solution, len(prompt)
+
+
+def segment_ids_for(ids: torch.Tensor, prompt_len: torch.Tensor, newline_id: int) -> torch.Tensor:
+    """Segment 0 is the prompt; each solution line (its newline included) is the next segment.
+    ids [B, T], prompt_len [B] -> [B, T]."""
+    t = ids.shape[1]
+    in_solution = torch.arange(t)[None, :] >= prompt_len[:, None]
+    newline = (ids == newline_id) & in_solution
+    before = newline.long().cumsum(1) - newline.long()  # newlines strictly before t
+    return in_solution.long() + before
+
+
+def collate(encoded: list[tuple[list[int], int]], newline_id: int):
+    """Right-pad a batch; loss on solution tokens only (targets shifted by one)."""
+    t = max(len(ids) for ids, _ in encoded)
+    ids = torch.full((len(encoded), t), PAD_ID, dtype=torch.long)
+    loss_mask = torch.zeros(len(encoded), t, dtype=torch.bool)
+    prompt_len = torch.tensor([p for _, p in encoded])
+    for i, (seq, p) in enumerate(encoded):
+        ids[i, : len(seq)] = torch.tensor(seq)
+        loss_mask[i, p - 1 : len(seq) - 1] = True  # position t predicts token t+1
+    return ids, segment_ids_for(ids, prompt_len, newline_id), loss_mask

@@ -1,0 +1,90 @@
+"""Training recipe: a typed config filled from configs/train/*.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(kw_only=True, slots=True)
+class ModelShape:
+    hidden_size: int = 128
+    """Model width."""
+    num_layers: int = 4
+    """Decoder layers."""
+    num_heads: int = 4
+    """Query heads."""
+    num_kv_heads: int = 2
+    """Key/value heads."""
+    intermediate_size: int = 384
+    """SwiGLU width."""
+    ttm_dim: int = 32
+    """TTM projection width r."""
+    tau_max: float = 2.0
+    """Temperature upper bound (2 makes the initial TTM the identity)."""
+    max_position_embeddings: int = 256
+    """Longest sequence."""
+    vocab_size: int = 512
+    """BPE vocabulary size trained on the task texts."""
+
+
+@dataclass(kw_only=True, slots=True)
+class TrainConfig:
+    output_dir: str = "runs/tiny"
+    """Where checkpoints, curves and the final model folder go."""
+    ship_to: str | None = None
+    """Also copy the final model folder here (e.g. quasar_dist/assets/tiny)."""
+    kinds: list[str] = field(default_factory=lambda: ["arith", "logic"])
+    """Task kinds trained on (equal shares)."""
+    train_tasks_per_kind: int = 100_000
+    """Training problems per kind (train split)."""
+    val_tasks_per_kind: int = 100
+    """Validation problems per kind for accuracy during training."""
+    data_seed: int = 0
+    """Seed of the training-data generator."""
+    seed: int = 0
+    """Seed of model init, shuffling and guidance dropout."""
+    model: ModelShape = field(default_factory=ModelShape)
+    """Model shape."""
+    guidance: Literal["scale", "bias"] = "bias"
+    """Guided-attention form trained (and the checkpoint's default)."""
+    guidance_off_fraction: float = 0.3
+    """Share of batches trained with guidance off, so the same weights also serve the CoT baseline."""
+    batch_size: int = 64
+    """Sequences per optimizer step (per rank)."""
+    max_steps: int = 3000
+    """Optimizer steps."""
+    max_minutes: float = 55.0
+    """Wall-clock budget; training stops (and saves) when it is spent."""
+    lr: float = 3e-3
+    """Peak learning rate (AdamW) of the decoder."""
+    ttm_lr: float = 1e-3
+    """Learning rate of the TTM parameters (paper eq. 70-71: their own rate)."""
+    warmup_steps: int = 100
+    """Linear warm-up, then cosine decay to 10%."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not on norms, biases or TTM)."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip (DeepSpeed)."""
+    ttm_grad_clip: float = 0.5
+    """Separate gradient-norm clip of the TTM parameters (paper eq. 71)."""
+    lambda_anti_collapse: float = 0.1
+    """Weight of mean((tau/tau_max - 0.5)^2), the paper's anti-collapse term fitted to tau_max."""
+    lambda_sparsity: float = 0.02
+    """Weight of mean(tau/tau_max), the budget that pushes temperatures down; LM loss keeps the useful tokens warm."""
+    zero_stage: int = 0
+    """DeepSpeed ZeRO stage (0, 1 or 2)."""
+    eval_every: int = 250
+    """Steps between validation accuracy checks."""
+    checkpoint_every: int = 250
+    """Steps between resumable checkpoints."""
+    threads: int = 0
+    """torch threads (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        if self.zero_stage not in (0, 1, 2):
+            raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
+        if not 0.0 <= self.guidance_off_fraction <= 1.0:
+            raise ValueError("guidance_off_fraction must be in [0, 1]")
+        for kind in self.kinds:
+            if kind not in ("arith", "logic"):
+                raise ValueError(f"unknown task kind {kind!r} in kinds")

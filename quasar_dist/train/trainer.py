@@ -1,0 +1,183 @@
+"""`quasar train CONFIG.yaml`: train a temperature-guided decoder on the reasoning tasks with a
+DeepSpeed engine (gloo on CPU, NCCL on GPU; one process or several ranks)."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from quasar_dist.data.tasks import make_tasks
+from quasar_dist.data.tokenizer_build import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
+from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer, save_pretrained
+from quasar_dist.util.typed_config import load_config, to_dict
+
+from .batches import collate, encode_task
+from .checkpointing import load_training_state, save_training_state
+from .config import TrainConfig
+from .evaluate import greedy_accuracy
+from .losses import task_loss, temperature_losses, visible_temperature_mask
+
+
+def train_from_config(path: str) -> Path:
+    return train(load_config(TrainConfig, path))
+
+
+def build_model(cfg: TrainConfig, vocab_size: int) -> QuasarForCausalLM:
+    s = cfg.model
+    mcfg = ModelConfig(
+        architecture="llama", vocab_size=vocab_size, hidden_size=s.hidden_size,
+        intermediate_size=s.intermediate_size, num_layers=s.num_layers, num_heads=s.num_heads,
+        num_kv_heads=s.num_kv_heads, max_position_embeddings=s.max_position_embeddings,
+        tie_word_embeddings=True, bos_token_id=BOS_ID, eos_token_ids=[EOS_ID], pad_token_id=PAD_ID,
+        ttm_dim=s.ttm_dim, tau_max=s.tau_max, guidance=cfg.guidance,
+    )
+    torch.manual_seed(cfg.seed)
+    model = QuasarForCausalLM(mcfg)
+    for name, p in model.named_parameters():
+        if p.dim() == 2 and ".ttm." not in name:
+            torch.nn.init.normal_(p, 0.0, 0.02)
+    g = torch.Generator().manual_seed(cfg.seed)
+    for layer in model.model.layers:
+        layer.ttm.reset_parameters(generator=g)
+    return model
+
+
+def param_groups(model, cfg: TrainConfig) -> list[dict]:
+    ttm, decay, no_decay = [], [], []
+    for name, p in model.named_parameters():
+        (ttm if ".ttm." in name else decay if p.dim() == 2 else no_decay).append(p)
+    return [
+        {"params": decay, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "base_lr": cfg.lr},
+        {"params": no_decay, "lr": cfg.lr, "weight_decay": 0.0, "base_lr": cfg.lr},
+        {"params": ttm, "lr": cfg.ttm_lr, "weight_decay": 0.0, "base_lr": cfg.ttm_lr},
+    ]
+
+
+def lr_factor(step: int, minutes: float, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine to 10%. Progress is the larger of the step and the time
+    fraction, so a run cut short by its time budget still ends with a decayed rate."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    by_steps = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, max(by_steps, minutes / cfg.max_minutes))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def prepare_data(cfg: TrainConfig, out: Path):
+    train_tasks = [t for k in cfg.kinds for t in make_tasks(k, cfg.train_tasks_per_kind, cfg.data_seed, "train")]
+    val_tasks = {k: make_tasks(k, cfg.val_tasks_per_kind, cfg.data_seed + 1, "val") for k in cfg.kinds}
+    sample = random.Random(cfg.seed).sample(train_tasks, min(8000, len(train_tasks)))
+    raw_tok = build_tokenizer((t["prompt"] + "\n" + t["solution"] for t in sample), cfg.model.vocab_size)
+    out.mkdir(parents=True, exist_ok=True)
+    raw_tok.save(str(out / "tokenizer.json"))
+    encoded = [encode_task(raw_tok, t) for t in train_tasks]
+    return encoded, val_tasks, raw_tok
+
+
+def evaluate(model, tokenizer, val_tasks: dict) -> dict:
+    result = {}
+    for guidance in (model.config.guidance, "off"):
+        for kind, tasks in val_tasks.items():
+            result[f"val_acc_{kind}_{guidance}"] = greedy_accuracy(model, tokenizer, tasks, guidance)
+    return result
+
+
+def train(cfg: TrainConfig) -> Path:
+    import deepspeed
+    from tqdm import tqdm
+
+    from .distributed import init_training_distributed
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rank, world = init_training_distributed()
+    out = Path(cfg.output_dir)
+    (out / "config.json").parent.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    t0 = time.time()
+    encoded, val_tasks, raw_tok = prepare_data(cfg, out)
+    data_s = time.time() - t0
+    newline_id = raw_tok.token_to_id("Ċ")
+    model = build_model(cfg, raw_tok.get_vocab_size())
+    tokenizer = TextTokenizer(raw_tok, model.config)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), betas=(0.9, 0.95))
+    ds_config = {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": {"stage": cfg.zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+    }
+    engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+    step, history = load_training_state(out / "checkpoints", model, engine.optimizer) if cfg.zero_stage == 0 else (0, [])
+    ttm_params = [p for n, p in model.named_parameters() if ".ttm." in n]
+    rng = random.Random(cfg.seed * 1000 + rank + step)
+    order = list(range(rank, len(encoded), world))
+    rng.shuffle(order)
+    cursor, start, tokens_seen = 0, time.time(), 0
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
+    while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
+        if cursor + cfg.batch_size > len(order):
+            rng.shuffle(order)
+            cursor = 0
+        batch = [encoded[i] for i in order[cursor : cursor + cfg.batch_size]]
+        cursor += cfg.batch_size
+        ids, seg, loss_mask = collate(batch, newline_id)
+        model.guidance = "off" if rng.random() < cfg.guidance_off_fraction else cfg.guidance
+        logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
+        lm = task_loss(logits, ids, loss_mask)
+        anti, sparsity = temperature_losses(log_taus, visible_temperature_mask(seg, ids, PAD_ID), cfg.model.tau_max)
+        loss = lm + cfg.lambda_anti_collapse * anti + cfg.lambda_sparsity * sparsity
+        for group in engine.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_factor(step, (time.time() - start) / 60, cfg)
+        engine.backward(loss)
+        if cfg.zero_stage == 0:  # TTM's own clip (paper eq. 71); ZeRO>0 keeps grads partitioned
+            torch.nn.utils.clip_grad_norm_(ttm_params, cfg.ttm_grad_clip)
+        engine.step()
+        step += 1
+        tokens_seen += int((ids != PAD_ID).sum())
+        tok_s = tokens_seen / max(1e-9, time.time() - start)
+        bar.update(1)
+        bar.set_postfix(loss=f"{lm.item():.3f}", tau=f"{sparsity.item():.2f}", tok_s=f"{tok_s:,.0f}")
+        record = {"step": step, "loss": lm.item(), "mean_tau": sparsity.item() * cfg.model.tau_max, "minutes": (time.time() - start) / 60}
+        if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            model.guidance = cfg.guidance
+            record |= evaluate(model, tokenizer, val_tasks)
+            bar.write(f"step {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in record.items() if k.startswith("val")))
+        history.append(record)
+        if rank == 0 and cfg.zero_stage == 0 and step % cfg.checkpoint_every == 0:
+            save_training_state(out / "checkpoints", model, engine.optimizer, step, history)
+    bar.close()
+    model.guidance = cfg.guidance
+    if rank == 0:
+        return finish(cfg, model, tokenizer, val_tasks, history, out, raw_tok, step, start, data_s)
+    return out
+
+
+def finish(cfg, model, tokenizer, val_tasks, history, out: Path, raw_tok, step, start, data_s) -> Path:
+    from .curves import plot_training_curves
+
+    final = evaluate(model, tokenizer, val_tasks)
+    history.append({"step": step, **final})
+    folder = save_pretrained(model, out / "model", tokenizer_json=out / "tokenizer.json")
+    summary = {
+        "steps": step, "train_minutes": (time.time() - start) / 60, "data_prep_s": data_s,
+        "train_tasks": len(cfg.kinds) * cfg.train_tasks_per_kind, "final": final,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "history.json").write_text(json.dumps(history))
+    plot_training_curves(history, out / "training_curve.png")
+    if cfg.ship_to:
+        dest = Path(cfg.ship_to)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in folder.iterdir():
+            shutil.copy2(f, dest / f.name)
+    print(json.dumps(summary, indent=2))
+    return folder

@@ -1,0 +1,71 @@
+"""Training: a short DeepSpeed run on CPU lowers the loss, saves a loadable model and resumes."""
+import json
+
+import pytest
+import torch
+
+from quasar_dist import load_model
+from quasar_dist.train.batches import collate, segment_ids_for
+from quasar_dist.train.config import TrainConfig
+from quasar_dist.train.trainer import train
+from quasar_dist.util.typed_config import ConfigError, load_config
+
+
+def test_segment_ids_follow_solution_lines():
+    nl = 9
+    ids = torch.tensor([[1, 5, 6, nl, 7, 7, nl, 8, nl, 2, 0]])
+    seg = segment_ids_for(ids, torch.tensor([4]), nl)
+    assert seg.tolist() == [[0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3]]
+
+
+def test_loss_mask_covers_solution_only():
+    ids, seg, mask = collate([([1, 5, 9, 7, 9, 2], 3)], newline_id=9)
+    # positions 2..4 predict tokens 3..5 (solution + eos); the prompt is never a target
+    assert mask.tolist() == [[False, False, True, True, True, False]]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    cfg = load_config(TrainConfig, "configs/train/smoke.yaml", {"output_dir": str(out), "max_steps": 30})
+    folder = train(cfg)
+    return out, folder
+
+
+def test_short_training_lowers_loss(short_run):
+    out, _ = short_run
+    history = json.loads((out / "history.json").read_text())
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    assert (out / "training_curve.png").stat().st_size > 1000
+
+
+def test_saved_model_loads_with_identical_logits(short_run):
+    out, folder = short_run
+    loaded = load_model(folder)
+    assert loaded.has_trained_ttm and loaded.guidance == "bias"
+    again = load_model(folder)
+    ids = torch.randint(4, 100, (2, 20))
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), again(ids))
+
+
+def test_resume_continues_from_checkpoint(short_run, tmp_path):
+    out, _ = short_run
+    cfg = load_config(TrainConfig, "configs/train/smoke.yaml", {"output_dir": str(out), "max_steps": 32})
+    train(cfg)
+    history = json.loads((out / "history.json").read_text())
+    steps = [h["step"] for h in history if "loss" in h]
+    assert steps[-2:] == [31, 32] and steps.count(31) == 1  # resumed at 30, did 2 more steps
+
+
+def test_bad_recipe_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {hidden_sise: 3}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'model.hidden_sise'"):
+        load_config(TrainConfig, bad)
+    bad.write_text("batch_size: many\n")
+    with pytest.raises(ConfigError, match=r"'batch_size' must be an int"):
+        load_config(TrainConfig, bad)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(TrainConfig, tmp_path / "none.yaml")
