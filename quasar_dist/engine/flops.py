@@ -1,0 +1,35 @@
+"""FLOPs derived from what the engine counted, never guessed from wall time.
+
+    flops = 2 * params_per_token * tokens + 4 * head_dim * num_heads * attended_kv
+
+- `tokens` = prompt + generated + probe tokens: each fed token passes once through every
+  matmul of the model, a multiply-add (2 FLOPs) per weight. The weights used per token are,
+  per layer, q/k/v/o (d * head_dim * (2 * heads + 2 * kv_heads)), the SwiGLU MLP
+  (3 * d * intermediate) and the TTM projection A h (ttm_dim * d), plus the lm_head (d * vocab).
+  The embedding is a lookup (no FLOPs). The per-step B c and temperature refresh
+  (layers * live entries * ttm_dim at each boundary) are left out: far below one token's cost.
+- `attended_kv` = (query token, live cache entry, layer) triples, as counted by the engine: for
+  each such triple every query head does q.k (2 * head_dim FLOPs) and weight * v (2 * head_dim).
+  Evicted entries are not attended, so eviction shows up here.
+The lm_head is counted for every token (standard 2N-per-token accounting) although a prefill
+only needs it for its last position; the difference is below 1 token per prompt per vocab row.
+"""
+from __future__ import annotations
+
+from quasar_dist.model.config import ModelConfig
+
+
+def params_per_token(config: ModelConfig) -> int:
+    """Matmul weights one token goes through (see the module docstring)."""
+    d, hd = config.hidden_size, config.head_dim
+    attention = d * hd * (2 * config.num_heads + 2 * config.num_kv_heads)
+    mlp = 3 * d * config.intermediate_size
+    ttm = config.ttm_dim * d
+    return config.num_layers * (attention + mlp + ttm) + d * config.vocab_size
+
+
+def flops_for(config: ModelConfig, tokens: int, attended_kv: int) -> float:
+    """FLOPs for `tokens` fed tokens that attended `attended_kv` (entry, layer) pairs in total."""
+    matmul = 2.0 * params_per_token(config) * tokens
+    attention = 4.0 * config.head_dim * config.num_heads * attended_kv
+    return matmul + attention

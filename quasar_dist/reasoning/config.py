@@ -1,0 +1,81 @@
+"""Every knob of the reasoning loop, in one typed config (YAML fills it via
+`quasar_dist.util.typed_config.from_dict` / `load_config`).
+
+Temperatures live in (0, tau_max) with tau_max = 2 and 1 = neutral (an untrained TTM gives 1
+everywhere), so the thresholds below are on that scale. The defaults are first choices, to be
+tuned by measurement on the shipped model (docs/gsot.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from quasar_dist.model.config import GUIDANCE_MODES
+
+MODES = ("gsot", "cot")
+
+
+@dataclass(kw_only=True, slots=True)
+class ReasoningConfig:
+    mode: Literal["gsot", "cot"] = "gsot"
+    """gsot: the guided loop (backtrack, evict, probe, converge); cot: plain decoding to #### / EOS / a limit."""
+    guidance: Literal["scale", "bias", "off"] | None = None
+    """Guided-attention form for the run; None = the loaded model's (its checkpoint's default) for gsot, "off" for cot."""
+    max_steps: int = 16
+    """Most reasoning steps (lines) per task; reaching it stops with stop_reason "max_steps"."""
+    max_new_tokens: int = 256
+    """Most sampled tokens per task, rejected steps included, probes excluded ("max_tokens")."""
+    backtrack_below: float = 0.5
+    """A step whose heat (mean temperature of its tokens) is below this is rolled back and resampled."""
+    max_retries: int = 2
+    """Resamplings per step; after that the last attempt is kept whatever its heat."""
+    retry_temperature: float = 0.7
+    """Sampling temperature of a resampled step (> 0, so a retry can differ from a greedy first try)."""
+    evict_below: float = 0.5
+    """At each boundary, live entries with a temperature below this leave the KV cache (0 = never)."""
+    sink_tokens: int = 4
+    """The first live entries, never evicted (attention sinks, StreamingLLM)."""
+    recent_tokens: int = 16
+    """The last live entries, never evicted (the step just written)."""
+    answer_confidence: float = 0.9
+    """Stop ("converged") when a trial answer's probability (product over its tokens) reaches this."""
+    probe_tokens: int = 8
+    """Most greedy tokens a trial answer may take after the forced "####" before the line ends."""
+    epsilon: float = 1e-3
+    """Stop ("converged") when max |tau_s - tau_{s-1}| over still-live entries is below this (0 = never)."""
+    temperature: float = 0.0
+    """Sampling temperature of generation; 0 = greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (used when temperature > 0)."""
+    seed: int = 0
+    """Seeds every task's own generator (mixed with its prompt text): same inputs, same outputs."""
+    max_batch_size: int = 8
+    """Engine cache slots: tasks decoded together (continuous batching)."""
+    max_cache_len: int | None = None
+    """Positions per slot (prompt + generation + probe); None = the model's max_sequence_length."""
+    min_generation_room: int = 16
+    """A prompt is refused (error row) unless it leaves min(this, max_new_tokens) positions free."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.guidance is not None and self.guidance not in GUIDANCE_MODES:
+            raise ValueError(f"guidance must be one of {', '.join(GUIDANCE_MODES)} or null, got {self.guidance!r}")
+        _at_least(self, 1, "max_steps", "max_new_tokens", "probe_tokens", "max_batch_size", "min_generation_room")
+        _at_least(self, 0, "max_retries", "sink_tokens", "recent_tokens", "backtrack_below", "evict_below",
+                  "epsilon", "temperature")
+        if not 0.0 < self.answer_confidence <= 1.0:
+            raise ValueError(f"answer_confidence must be in (0, 1], got {self.answer_confidence}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not self.retry_temperature > 0.0:
+            raise ValueError(f"retry_temperature must be > 0, got {self.retry_temperature}")
+        if self.max_cache_len is not None and self.max_cache_len < 2:
+            raise ValueError(f"max_cache_len must be >= 2 or null, got {self.max_cache_len}")
+
+
+def _at_least(cfg: ReasoningConfig, low: float, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")

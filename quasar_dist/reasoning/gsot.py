@@ -1,0 +1,66 @@
+"""GSoT, the guided sequence of thought (design.md "GSoT"), as decisions at step boundaries.
+
+The engine has already fed the step's newline and committed (context update + temperature
+refresh from cached A h). Here, in order:
+  1. heat = mean temperature of the step's tokens; a step colder than backtrack_below is rolled
+     back to the previous boundary and resampled (retry_temperature), at most max_retries times;
+  2. accepted: evict entries colder than evict_below (sinks and recent entries protected), then
+     checkpoint (the next step's backtrack target);
+  3. stop or probe: max_steps reached, or temperatures stable (max change < epsilon) -> a final
+     probe gives the answer; otherwise a trial probe, and a confident answer stops ("converged").
+The prompt's boundary (step 0) only evicts and checkpoints: there is no step to score yet.
+"""
+from __future__ import annotations
+
+from .policy import Policy
+from .signals import keep_mask, max_temperature_change, step_heat
+from .steps import probe_answer
+from .task import Task
+
+
+class GsotPolicy(Policy):
+    def on_boundary(self, task: Task) -> None:
+        seq, cfg = task.seq, self.config
+        positions, tau = self.engine.temperatures(seq)
+        if seq.num_steps == 0:
+            self._accept(task, positions, tau)
+            return
+        heat = step_heat(positions, tau, task.step_start)
+        if heat < cfg.backtrack_below and task.retries < cfg.max_retries:
+            task.retries += 1
+            self.engine.rollback(seq, task.checkpoint)
+            self.engine.resume(seq, temperature=cfg.retry_temperature)
+            return
+        task.heats.append(heat)
+        task.retries = 0
+        self._accept(task, positions, tau)
+
+    def _accept(self, task: Task, positions, tau) -> None:
+        seq, cfg = task.seq, self.config
+        keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
+        if not bool(keep.all()):
+            self.engine.evict(seq, keep)
+            positions, tau = positions[keep], tau[keep]
+        task.checkpoint = self.engine.checkpoint(seq)
+        task.step_start = seq.num_positions
+        if seq.num_steps == 0:
+            self.engine.resume(seq)
+            return
+        previous, task.previous_tau = task.previous_tau, (positions, tau)
+        stable = previous is not None and max_temperature_change(previous, (positions, tau)) < cfg.epsilon
+        if seq.num_steps >= cfg.max_steps:
+            task.final_reason = "max_steps"
+        elif stable:
+            task.final_reason = "converged"
+        self.engine.probe(seq, self.mark_ids, cfg.probe_tokens)
+
+    def on_probe(self, task: Task) -> None:
+        seq, cfg = task.seq, self.config
+        result = seq.probe_result
+        answer = probe_answer(self.tokenizer, self.mark_ids, result.token_ids)
+        if task.final_reason is not None:
+            self.finish(task, task.final_reason, answer)
+        elif answer is not None and result.confidence >= cfg.answer_confidence:
+            self.finish(task, "converged", answer)
+        else:
+            self.engine.resume(seq)

@@ -1,0 +1,33 @@
+"""What GSoT reads from temperatures at a step boundary: step heat, which entries to evict,
+and how much the temperatures moved since the last step. Pure functions on CPU tensors:
+positions [n] (sorted, unique per live entry) and tau [n] (mean over layers)."""
+from __future__ import annotations
+
+import torch
+
+
+def step_heat(positions: torch.Tensor, tau: torch.Tensor, step_start: int) -> float:
+    """Mean temperature of the step's tokens (positions >= step_start), after the commit that
+    folded the step into the context. A step is never evicted before it is scored."""
+    in_step = positions >= step_start
+    return float(tau[in_step].mean()) if bool(in_step.any()) else float("nan")
+
+
+def keep_mask(tau: torch.Tensor, evict_below: float, sink_tokens: int, recent_tokens: int) -> torch.Tensor:
+    """True for entries that stay: warm enough, or among the first sink_tokens / last
+    recent_tokens live entries (Algorithm 1 with StreamingLLM's sink + window protection)."""
+    n = tau.numel()
+    index = torch.arange(n)
+    protected = (index < sink_tokens) | (index >= n - recent_tokens)
+    return protected | (tau >= evict_below)
+
+
+def max_temperature_change(previous: tuple[torch.Tensor, torch.Tensor], current: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """max |tau_s - tau_{s-1}| over entries live at both boundaries (inf when none are)."""
+    prev_pos, prev_tau = previous
+    cur_pos, cur_tau = current
+    in_prev = torch.isin(cur_pos, prev_pos)  # both sorted: matching entries line up in order
+    in_cur = torch.isin(prev_pos, cur_pos)
+    if not bool(in_prev.any()):
+        return float("inf")
+    return float((cur_tau[in_prev] - prev_tau[in_cur]).abs().max())

@@ -1,0 +1,77 @@
+"""`solve_prompts`: the reasoning loop above `engine.step()` for a list of prompts.
+
+Deterministic given (model, tokenizer, prompts, config): no global RNG, every task samples from
+its own generator seeded from (config.seed, prompt). The distributed layer calls this in every
+tensor-parallel rank with the same inputs, so every rank computes the same rows.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from quasar_dist.engine import Engine, SamplingParams, Sequence, StopRule
+
+from .config import ReasoningConfig
+from .cot import CotPolicy
+from .gsot import GsotPolicy
+from .task import Task, sequence_seed, task_row
+
+
+def resolve_guidance(model, config: ReasoningConfig) -> str:
+    """The run's guidance: the config's, else "off" for CoT and the model's own for GSoT."""
+    if config.guidance is not None:
+        return config.guidance
+    return "off" if config.mode == "cot" else model.guidance
+
+
+def build_engine(model, tokenizer, config: ReasoningConfig) -> Engine:
+    """One engine (one cache allocation) that can serve many solve_prompts calls."""
+    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=config.max_batch_size, max_len=config.max_cache_len)
+
+
+def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig, *, engine: Engine | None = None) -> list[dict]:
+    """One output row per prompt, in order (see task_row for the fields)."""
+    guidance = resolve_guidance(model, config)
+    engine = engine or build_engine(model, tokenizer, config)
+    if engine.has_work():
+        raise RuntimeError("engine is busy: one solve_prompts call at a time")
+    commit_steps = config.mode == "gsot" or guidance != "off"  # otherwise temperatures are never read
+    tasks = [_make_task(i, p, tokenizer, config, engine.max_len, commit_steps) for i, p in enumerate(prompts)]
+    policy = (GsotPolicy if config.mode == "gsot" else CotPolicy)(engine, tokenizer, config)
+    by_seq = {t.seq.seq_id: t for t in tasks if t.seq is not None}
+    with _guidance(model, guidance):
+        try:
+            for task in by_seq.values():
+                engine.add(task.seq)
+            while engine.has_work():
+                for seq in engine.step():
+                    policy.handle(by_seq[seq.seq_id])
+        finally:
+            engine.abort_all()  # a no-op after a clean run; leaves a reusable engine after an error
+    return [task_row(t, tokenizer) for t in tasks]
+
+
+def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, max_len: int, commit_steps: bool) -> Task:
+    if not isinstance(prompt, str):
+        return Task(index, None, error=f"prompt must be a string, got {type(prompt).__name__}")
+    ids = tokenizer.encode_prompt(prompt)
+    room = min(config.min_generation_room, config.max_new_tokens)
+    if len(ids) + room > max_len:
+        message = f"prompt has {len(ids)} tokens; the context holds {max_len} and {room} are kept for generation"
+        return Task(index, None, error=message, prompt_tokens=len(ids))
+    sampling = SamplingParams(config.temperature, config.top_p, sequence_seed(config.seed, prompt))
+    seq = Sequence(
+        index, ids, sampling,
+        max_new_tokens=config.max_new_tokens, pause_at_boundaries=True, commit_steps=commit_steps,
+    )
+    return Task(index, seq, prompt_tokens=len(ids))
+
+
+@contextmanager
+def _guidance(model, mode: str):
+    """Run with `mode`, then give the model back as it came (it may be shared)."""
+    before = model.guidance
+    model.guidance = mode
+    try:
+        yield
+    finally:
+        model.guidance = before

@@ -1,0 +1,283 @@
+"""The inference engine on CPU with a small random model: continuous batching, segment
+semantics, rollback, eviction, temperature refresh, sampling, counters and FLOPs."""
+
+import pytest
+import torch
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+from quasar_dist.engine import Engine, Event, SamplingParams, Sequence, StopRule, flops_for, generate
+from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and the machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+WORDS = (
+    ["<pad>", "<bos>", "<eos>", "<unk>", "\n", "####"] + [str(d) for d in range(10)]
+    + "one two three plus minus is the cat dog has apples how many so yes no and more".split()
+)
+NL, EOS = WORDS.index("\n"), WORDS.index("<eos>")
+PROMPTS = [
+    "the cat has 3 apples", "how many", "one plus two is", "the dog has more apples and the cat has 7",
+    "so", "yes no yes no yes", "3 4 5",
+]
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    shape = dict(
+        vocab_size=len(WORDS), hidden_size=48, intermediate_size=96, num_layers=2, num_heads=4,
+        num_kv_heads=2, ttm_dim=8, max_position_embeddings=96, bos_token_id=1, eos_token_ids=[EOS],
+        guidance="bias",
+    )
+    return ModelConfig(**{**shape, **overrides})
+
+
+def make_tokenizer(cfg: ModelConfig) -> TextTokenizer:
+    """Word level: one token per word, "\\n" its own token (the step delimiter)."""
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex("[ \t]+"), behavior="removed"),
+        pre_tokenizers.Split("\n", behavior="isolated"),
+    ])
+    tok.add_special_tokens(["<pad>", "<bos>", "<eos>", "<unk>"])
+    return TextTokenizer(tok, cfg)
+
+
+def random_model(guidance="bias", seed=0) -> QuasarForCausalLM:
+    """Random weights with a TTM far from identity (guidance really acts), attention and MLP
+    strong enough that outputs depend on context, and newlines frequent enough to make steps."""
+    torch.manual_seed(seed)
+    model = QuasarForCausalLM(tiny_config(), guidance=guidance)
+    g = torch.Generator().manual_seed(seed + 3)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.ttm.A.normal_(0, 0.5, generator=g)
+            layer.ttm.B.normal_(0, 0.5, generator=g)
+            layer.ttm.w.normal_(0, 1.0, generator=g)
+            layer.ttm.b.fill_(0.3)
+            layer.self_attn.o_proj.weight.mul_(4)
+            layer.mlp.down_proj.weight.mul_(4)
+        model.lm_head.weight[NL] *= 1.5
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_tokenizer(tiny_config())
+
+
+def new_engine(model, tokenizer, num_slots=3, max_len=None) -> Engine:
+    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=num_slots, max_len=max_len)
+
+
+def segment_ids(prompt_len: int, output: list[int]) -> list[int]:
+    """The model's segments: the prompt is 0, each line after it the next one."""
+    seg, s = [0] * prompt_len, 1
+    for token in output:
+        seg.append(s)
+        s += token == NL
+    return seg
+
+
+def reference_greedy(model, tokenizer, prompt_ids, max_new_tokens):
+    """Greedy decoding by full forwards with segment ids: no cache, no engine."""
+    rule, ids, out = StopRule.from_tokenizer(tokenizer), list(prompt_ids), []
+    line_start = 0
+    with torch.no_grad():
+        while True:
+            seg = segment_ids(len(prompt_ids), out)
+            logits = model(torch.tensor([ids]), segment_ids=torch.tensor([seg]))[0, -1]
+            token = int(logits.argmax())
+            out.append(token)
+            if token == EOS or len(out) >= max_new_tokens:
+                return out
+            if token == NL:
+                if rule.is_answer_line(out[line_start:]):
+                    return out
+                line_start = len(out)
+            ids.append(token)
+
+
+def test_continuous_batching_equals_decoding_alone(model, tokenizer, monkeypatch):
+    """7 prompts through 3 slots == each prompt alone == full forwards with segment ids; the
+    cache is allocated once and slots are reused as sequences finish."""
+    allocations = []
+    original = QuasarForCausalLM.allocate_cache
+    monkeypatch.setattr(QuasarForCausalLM, "allocate_cache", lambda self, *a: allocations.append(a) or original(self, *a))
+    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS]
+    engine = new_engine(model, tokenizer, num_slots=3)
+    batched = generate(engine, prompts, max_new_tokens=16)
+    assert len(allocations) == 1
+    assert sorted({s.slot for s in batched}) == [0, 1, 2]
+    assert sum(s.num_steps for s in batched) >= 5  # the runs really cross step boundaries
+    for ids, seq in zip(prompts, batched):
+        alone = generate(new_engine(model, tokenizer, num_slots=1), [ids], max_new_tokens=16)[0]
+        assert seq.output_ids == alone.output_ids
+        assert seq.counters == alone.counters
+        assert seq.output_ids == reference_greedy(model, tokenizer, ids, 16)
+
+
+def test_counters_and_flops(model, tokenizer):
+    ids = tokenizer.encode_prompt(PROMPTS[6])
+    seq = generate(new_engine(model, tokenizer, num_slots=1), [ids], max_new_tokens=12)[0]
+    c, layers, p = seq.counters, model.config.num_layers, len(ids)
+    fed = len(seq.output_ids) - 1  # the token that stopped the sequence is never fed
+    assert c.prompt_tokens == p and c.generated_tokens == len(seq.output_ids) and c.probe_tokens == 0
+    assert c.attended_kv == layers * (p * (p + 1) // 2 + sum(p + k for k in range(1, fed + 1)))
+    assert c.temperature_cache_misses == layers * (p + fed)
+    # Commits after the prompt and after every fed newline, each refreshing every live entry.
+    newlines = [k for k, t in enumerate(seq.output_ids[:fed]) if t == NL]
+    assert seq.num_steps == len(newlines) > 0
+    assert c.temperature_cache_hits == layers * (p + sum(p + k + 1 for k in newlines))
+    cfg = model.config
+    weights = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear))
+    weights += sum(layer.ttm.A.numel() for layer in model.model.layers)
+    assert flops_for(cfg, 10, 0) == 2.0 * weights * 10
+    assert flops_for(cfg, 0, 7) == 4.0 * cfg.head_dim * cfg.num_heads * 7
+
+
+def paused_after_prompt(engine, ids, **kwargs):
+    seq = Sequence(0, ids, max_new_tokens=kwargs.pop("max_new_tokens", 64), pause_at_boundaries=True, **kwargs)
+    engine.add(seq)
+    assert engine.step() == [seq] and seq.event is Event.BOUNDARY
+    return seq
+
+
+def run_tokens(engine, seq, n):
+    """Feed up to n tokens, passing step boundaries on the way (stops early at a stop)."""
+    engine.resume(seq)
+    for _ in range(n):
+        if seq.event is Event.STOPPED:
+            return
+        engine.step()
+        if seq.event is Event.BOUNDARY:
+            engine.resume(seq)
+
+
+def slot_state(cache, slot):
+    n = int(cache.length[slot])
+    state = {name: getattr(cache, name)[:, slot, :n].clone() for name in ("k", "v", "ah", "log_tau")}
+    state.update({name: getattr(cache, name)[:, slot].clone() for name in ("bc", "ctx_sum", "pend_sum")})
+    state.update(positions=cache.positions[slot, :n].clone(), length=cache.length[slot].clone(),
+                 next_pos=cache.next_pos[slot].clone(), ctx_count=cache.ctx_count[slot].clone(),
+                 pend_count=cache.pend_count[slot].clone())
+    return state
+
+
+def test_rollback_restores_cache_exactly(model, tokenizer):
+    engine = new_engine(model, tokenizer, num_slots=2)
+    other = paused_after_prompt(engine, tokenizer.encode_prompt(PROMPTS[3]))  # a neighbour in slot 0
+    seq = Sequence(1, tokenizer.encode_prompt(PROMPTS[1]), max_new_tokens=64, pause_at_boundaries=True)
+    engine.add(seq)
+    engine.step()
+    cache = engine.runner.cache
+    ckpt, before, neighbour = engine.checkpoint(seq), slot_state(cache, 1), slot_state(cache, 0)
+    run_tokens(engine, seq, 9)
+    first_try = list(seq.output_ids)
+    assert seq.num_steps > 0 and not torch.equal(cache.bc[:, 1], before["bc"])  # a commit happened
+    engine.rollback(seq, ckpt)
+    after = slot_state(cache, 1)
+    for name, value in before.items():
+        assert torch.equal(after[name], value), name
+    assert all(torch.equal(slot_state(cache, 0)[k], v) for k, v in neighbour.items())
+    assert seq.output_ids == [] and torch.equal(seq.logits, ckpt.logits)
+    run_tokens(engine, seq, 9)  # the same greedy continuation, token for token
+    assert seq.output_ids == first_try
+    engine.release(other)
+
+
+def test_eviction_drops_compute_and_evicting_nothing_changes_nothing(model, tokenizer):
+    ids = tokenizer.encode_prompt(PROMPTS[3])
+    runs = {}
+    for case in ("none", "keep_all", "half"):
+        engine = new_engine(model, tokenizer, num_slots=1)
+        seq = paused_after_prompt(engine, ids)
+        n = seq.num_cached
+        if case == "keep_all":
+            assert engine.evict(seq, torch.ones(n, dtype=torch.bool)) == 0
+        if case == "half":
+            keep = torch.arange(n) % 2 == 0
+            assert engine.evict(seq, keep) == n - int(keep.sum())
+            cache = engine.runner.cache  # poison what is left behind: it must never be read
+            for buf in (cache.k, cache.v, cache.ah, cache.log_tau):
+                buf[:, 0, seq.num_cached:] = float("nan")
+        snap = engine.runner.snapshot(0)  # peek at the next logits, then undo the write
+        logits = engine.runner.forward([0], [[WORDS.index("so")]])
+        engine.runner.rollback(0, snap)
+        live, attended, misses = seq.num_cached, seq.counters.attended_kv, seq.counters.temperature_cache_misses
+        run_tokens(engine, seq, 6)
+        fed = (seq.counters.temperature_cache_misses - misses) // model.config.num_layers
+        attended = seq.counters.attended_kv - attended
+        assert attended == model.config.num_layers * sum(live + k for k in range(1, fed + 1))
+        runs[case] = (logits, seq.output_ids, attended, live)
+    assert torch.equal(runs["none"][0], runs["keep_all"][0])
+    assert runs["none"][1:] == runs["keep_all"][1:]
+    assert torch.isfinite(runs["half"][0]).all()
+    assert runs["half"][3] == (len(ids) + 1) // 2 and runs["half"][2] < runs["none"][2]
+
+
+def test_temperature_refresh_equals_full_recompute(model, tokenizer):
+    """At every boundary, cached temperatures (refreshed from cached A h) == temperatures a full
+    forward with segment ids computes for the next step's context."""
+    engine = new_engine(model, tokenizer, num_slots=2)
+    ids = tokenizer.encode_prompt(PROMPTS[6])
+    seq = paused_after_prompt(engine, ids, max_new_tokens=24)
+    cache, checked = engine.runner.cache, 0
+    while seq.event is Event.BOUNDARY:
+        fed = ids + seq.output_ids
+        seg = segment_ids(len(ids), seq.output_ids + [NL])  # one more token opens the next segment
+        with torch.no_grad():
+            _, temps = model(torch.tensor([fed + [NL]]), segment_ids=torch.tensor([seg]), return_temperatures=True)
+        n, s = len(fed), seq.num_steps + 1
+        for layer, log_tau in enumerate(temps):
+            assert (cache.log_tau[layer, seq.slot, :n] - log_tau[0, s, :n]).abs().max() < 1e-5
+        positions, tau = engine.temperatures(seq)
+        assert torch.equal(positions, torch.arange(n))
+        assert (tau - torch.stack([t[0, s, :n] for t in temps]).exp().mean(0)).abs().max() < 1e-5
+        checked += 1
+        engine.resume(seq)
+        while seq.event is None:
+            engine.step()
+    assert checked >= 3
+
+
+def test_sampling_is_seeded_and_independent_of_batch(model, tokenizer):
+    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:4]]
+    params = [SamplingParams(temperature=1.0, top_p=0.9, seed=100 + i) for i in range(4)]
+    alone = generate(new_engine(model, tokenizer, num_slots=1), [prompts[0]], [params[0]], max_new_tokens=20)[0]
+    again = generate(new_engine(model, tokenizer, num_slots=1), [prompts[0]], [params[0]], max_new_tokens=20)[0]
+    # Same request last in a batch of four, in a different slot, next to other sampled requests.
+    batch = generate(new_engine(model, tokenizer, num_slots=3), prompts[1:] + prompts[:1], params[1:] + params[:1], max_new_tokens=20)
+    assert alone.output_ids == again.output_ids == batch[-1].output_ids
+    other_seed = SamplingParams(temperature=1.0, top_p=0.9, seed=7)
+    different = generate(new_engine(model, tokenizer, num_slots=1), [prompts[0]], [other_seed], max_new_tokens=20)[0]
+    greedy = generate(new_engine(model, tokenizer, num_slots=1), [prompts[0]], max_new_tokens=20)[0]
+    assert different.output_ids != alone.output_ids != greedy.output_ids
+
+
+def test_top_p_keeps_the_nucleus():
+    from quasar_dist.engine.sampler import sample_token
+
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    g = torch.Generator().manual_seed(0)
+    drawn = {sample_token(logits, 1.0, 0.7, g) for _ in range(200)}
+    assert drawn == {0, 1}
+    assert sample_token(logits, 0.0, 0.1, g) == 0
+
+
+def test_context_limit_stops_generation(model, tokenizer):
+    ids = tokenizer.encode_prompt(PROMPTS[3])
+    seq = generate(new_engine(model, tokenizer, num_slots=1, max_len=len(ids) + 5), [ids], max_new_tokens=50)[0]
+    assert seq.stop_reason in ("context", "eos", "answer")
+    assert seq.num_positions <= len(ids) + 5
