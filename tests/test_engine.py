@@ -281,3 +281,16 @@ def test_context_limit_stops_generation(model, tokenizer):
     seq = generate(new_engine(model, tokenizer, num_slots=1, max_len=len(ids) + 5), [ids], max_new_tokens=50)[0]
     assert seq.stop_reason in ("context", "eos", "answer")
     assert seq.num_positions <= len(ids) + 5
+
+
+def test_temperatures_are_snapshots_not_views_of_the_cache(model, tokenizer):
+    """GSoT keeps the last boundary's (positions, tau) to measure how temperatures moved; a
+    view into the cache would silently change under later writes and evictions."""
+    engine = new_engine(model, tokenizer, num_slots=1)
+    seq = paused_after_prompt(engine, tokenizer.encode_prompt(PROMPTS[3]))
+    positions, tau = engine.temperatures(seq)
+    kept_positions, kept_tau = positions.clone(), tau.clone()
+    keep = torch.arange(positions.numel()) % 2 == 0
+    engine.evict(seq, keep)
+    run_tokens(engine, seq, 4)
+    assert torch.equal(positions, kept_positions) and torch.equal(tau, kept_tau)

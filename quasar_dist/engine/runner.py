@@ -42,7 +42,10 @@ class ModelRunner:
     def temperatures(self, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions [n], mean-over-layers temperature [n]) of the slot's live entries, CPU."""
         n = int(self.cache.length[slot])
-        return self.cache.positions[slot, :n].cpu(), self.cache.token_temperature(slot).cpu()
+        # copies: on the CPU `.cpu()` returns a view into the cache, which later writes and
+        # evictions would change under a caller that keeps it (GSoT keeps the last boundary's)
+        positions = self.cache.positions[slot, :n].to("cpu", copy=True)
+        return positions, self.cache.token_temperature(slot).to("cpu", copy=True)
 
     @torch.no_grad()
     def evict(self, slot: int, keep: torch.Tensor) -> int:

@@ -3,9 +3,10 @@
 DeepSpeed's CPU backend sends `inference_all_reduce` (the all-reduce after every row-parallel
 Linear that AutoTP inserts) through a shared-memory kernel, `torch.ops.deepspeed.
 inference_all_reduce_`, whenever the host ISA allows it (`shm_vector_kernel_level` >= 1). That
-kernel segfaults here on fp32 tensors (platform.md; reproduced on deepspeed 0.19.8). The likely
-cause: its shared-memory workspace is only mapped when the LOCAL_SIZE env var equals the world
-size (DeepSpeed's own launcher sets it, a Ray actor does not), but the kernel is used regardless.
+kernel segfaults here on fp32 tensors (platform.md; reproduced with deepspeed 0.19.8). Cause:
+its shared-memory workspace is only mapped when the LOCAL_SIZE env var equals the world size
+(DeepSpeed's own launcher sets it, a Ray actor does not), yet the kernel is used regardless
+(checked: with LOCAL_SIZE=2 the same 2-rank run does not crash; docs/parallel.md).
 With `shm_vector_kernel_level = 0` DeepSpeed falls back to `torch.distributed.all_reduce` over
 the process group (gloo), which works. On GPUs the kernel is never built and this is a no-op.
 
@@ -19,11 +20,13 @@ from __future__ import annotations
 def disable_shm_allreduce() -> None:
     import deepspeed.comm.comm as ds_comm
 
-    if ds_comm.cdb is not None and hasattr(ds_comm.cdb, "shm_vector_kernel_level"):
-        ds_comm.cdb.shm_vector_kernel_level = 0
+    if ds_comm.cdb is not None:
+        ds_comm.cdb.shm_vector_kernel_level = 0  # read by TorchBackend.inference_all_reduce
 
 
 def shm_allreduce_disabled() -> bool:
+    """True when inference_all_reduce cannot reach the shared-memory kernel."""
     import deepspeed.comm.comm as ds_comm
 
-    return ds_comm.cdb is None or getattr(ds_comm.cdb, "shm_vector_kernel_level", 0) == 0
+    cdb = ds_comm.cdb
+    return cdb is None or getattr(cdb, "shm_comm_op", None) is None or getattr(cdb, "shm_vector_kernel_level", None) == 0

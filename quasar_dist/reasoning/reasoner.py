@@ -18,21 +18,36 @@ class Reasoner:
 
     def __init__(self, model="tiny", mode: str = "gsot", tp: int = 1, tokenizer=None, *, device: str | None = None, **gsot) -> None:
         self.config = from_dict(ReasoningConfig, {"mode": mode, **gsot}, source="Reasoner")
-        if tp != 1:
-            # TODO(parallel): tp > 1 goes through quasar_dist.parallel (a Ray gang of tp ranks,
-            # DeepSpeed AutoTP), each rank calling solve_prompts with the same inputs.
-            raise NotImplementedError(f"tp={tp}: tensor parallelism needs quasar_dist.parallel, which is not available yet; use tp=1")
         self.tp = tp
-        self.model, self.tokenizer, self.model_name = _load(model, tokenizer, device)
         self._engine = None
+        self._gang = None
+        if tp == 1:
+            self.model, self.tokenizer, self.model_name = _load(model, tokenizer, device)
+        else:  # a Ray gang of tp ranks (DeepSpeed AutoTP), each running solve_prompts alike
+            if isinstance(model, nn.Module):
+                raise ValueError(f"Reasoner(tp={tp}) needs a model name or folder that every rank can load, not a module")
+            from quasar_dist.parallel.config import ParallelConfig
+            from quasar_dist.parallel.gang import ReplicaGang
+
+            self._gang = ReplicaGang(model, ParallelConfig(tp=tp))
+            self.model_name = str(model)
 
     def solve(self, prompts: list[str]) -> list[dict]:
-        if self._engine is None:  # allocated once, reused by every solve call
-            self._engine = build_engine(self.model, self.tokenizer, self.config)
-        rows = solve_prompts(self.model, self.tokenizer, list(prompts), self.config, engine=self._engine)
+        if self._gang is not None:
+            rows = self._gang.solve(list(prompts), self.config)
+        else:
+            if self._engine is None:  # allocated once, reused by every solve call
+                self._engine = build_engine(self.model, self.tokenizer, self.config)
+            rows = solve_prompts(self.model, self.tokenizer, list(prompts), self.config, engine=self._engine)
         for prompt, row in zip(prompts, rows):
             row.update(prompt=prompt, mode=self.config.mode, model=self.model_name)
         return rows
+
+    def close(self) -> None:
+        """Release the gang's actors and placement group (tp > 1); a no-op for tp = 1."""
+        if self._gang is not None:
+            self._gang.shutdown()
+            self._gang = None
 
 
 def _load(model, tokenizer, device: str | None):

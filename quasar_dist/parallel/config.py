@@ -1,0 +1,50 @@
+"""How a model is laid out over Ray actors: tensor-parallel ranks per replica, replicas per pool."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(kw_only=True, slots=True)
+class ParallelConfig:
+    tp: int = 1
+    """Tensor-parallel ranks per replica: one Ray actor each (one GPU each on GPUs)."""
+    replicas: int = 1
+    """Data-parallel copies of the model, one actor gang each (used by ReplicaPool)."""
+    placement_timeout_s: float = 60.0
+    """How long a replica waits for its placement group before failing with a ResourceError."""
+    max_restarts: int = 2
+    """Rebuilds of a failed gang per batch; after that the batch's rows come back with `error` set."""
+    cpus_per_rank: float = 1.0
+    """CPUs reserved per rank actor; its torch thread count is this, rounded down, at least 1."""
+    use_gpu: bool | None = None
+    """One GPU per rank and NCCL; None = use GPUs when the Ray cluster has any."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weight dtype inside the ranks; auto = bfloat16 on GPU, float32 on CPU."""
+    collective_timeout_s: float = 600.0
+    """A rank waiting longer than this in a collective (a peer hung) raises instead of hanging."""
+    resources_per_rank: dict[str, float] = field(default_factory=dict)
+    """Extra custom Ray resources reserved per rank bundle, e.g. {"accelerator_type:H100": 0.001}."""
+
+    def __post_init__(self) -> None:
+        for name in ("tp", "replicas"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts}")
+        for name in ("placement_timeout_s", "collective_timeout_s", "cpus_per_rank"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    @property
+    def threads_per_rank(self) -> int:
+        return max(1, int(self.cpus_per_rank))
+
+    def torch_dtype(self, use_gpu: bool) -> torch.dtype:
+        if self.dtype == "auto":
+            return torch.bfloat16 if use_gpu else torch.float32
+        return DTYPES[self.dtype]
