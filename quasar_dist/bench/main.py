@@ -1,0 +1,48 @@
+"""Run every comparison in one process and write the JSON of design.md's contract."""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from quasar_dist.model import resolve_model_path
+from quasar_dist.reasoning.config import ReasoningConfig
+
+from .curve import accuracy_compute_curve
+from .engine_vs_hf import compare_engine_hf
+from .gsot_vs_cot import compare_gsot_cot
+from .overhead import compare_guidance
+from .workload import load_workload
+
+QUICK = {"tasks_per_kind": 8, "hf_prompts": 16, "batch_sizes": (1, 16), "curve_tasks_per_kind": 6}
+FULL = {"tasks_per_kind": 100, "hf_prompts": 64, "batch_sizes": (1, 8, 32, 64), "curve_tasks_per_kind": 50}
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+
+
+def run_bench(quick: bool = False, json_path: str | None = None, model_name: str = "tiny") -> dict:
+    size = QUICK if quick else FULL
+    model, tokenizer, tasks = load_workload(model_name, size["tasks_per_kind"])
+    batch = max(size["batch_sizes"])
+    gsot = ReasoningConfig(mode="gsot", max_new_tokens=128, max_batch_size=batch)
+    result = {"gsot_vs_cot": compare_gsot_cot(model, tokenizer, tasks, gsot, batch)}
+    prompts = [t["prompt"] for t in tasks][: size["hf_prompts"]]
+    result["engine_vs_hf"] = compare_engine_hf(model, tokenizer, resolve_model_path(model_name), prompts, size["batch_sizes"], 128)
+    result["guidance_overhead"] = compare_guidance(model, tokenizer, tasks, batch, 128)
+    curve_tasks = tasks[: size["curve_tasks_per_kind"]] + tasks[size["tasks_per_kind"] : size["tasks_per_kind"] + size["curve_tasks_per_kind"]]
+    png = Path(json_path).with_suffix(".png") if json_path else Path("bench_curve.png")
+    result["accuracy_vs_compute"] = accuracy_compute_curve(model, tokenizer, curve_tasks, gsot, png)
+    result["device"] = device_name()
+    result["quick"] = quick
+    text = json.dumps(result, indent=2, default=float)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n")
+    print(text)
+    return result

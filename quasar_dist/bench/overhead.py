@@ -1,0 +1,16 @@
+"""Cost of guidance itself: the same engine and CoT loop with guidance on (bias, steps
+committed and temperatures refreshed, no eviction, no probe) against off."""
+from __future__ import annotations
+
+from quasar_dist.reasoning.config import ReasoningConfig
+
+from .workload import run_reasoning
+
+
+def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: int, repeats: int = 2) -> dict:
+    def best_rate(guidance: str) -> float:
+        cfg = ReasoningConfig(mode="cot", guidance=guidance, max_new_tokens=max_new_tokens, max_batch_size=batch_size)
+        return max(run_reasoning(model, tokenizer, tasks, cfg).tokens_per_s for _ in range(repeats))
+
+    off, on = best_rate("off"), best_rate(model.config.guidance)
+    return {"tokens_per_s_off": off, "tokens_per_s_on": on, "overhead": 1.0 - on / off}
