@@ -114,13 +114,11 @@ def test_about_half_of_arith_has_distractors(train_sets):
 # --- logic: forward chaining on the parsed prompt ----------------------------------------------
 
 def parse_logic(prompt: str):
-    m = re.fullmatch(r"Facts: (.+?) Rules: (.+?) Question: (is|does) (.+)\?", prompt)
+    m = re.fullmatch(r"Facts: (.+?) Rules: (.+?) Question: is (\w+) true\?", prompt)
     assert m, prompt
-    facts = set(re.findall(r"(.+?)\. ?", m[1]))
-    rules = re.findall(r"if (.+?) then (.+?)\.", m[2])
-    words = m[4].split()  # "the cat red" (is) or "the owl sing" (does)
-    query = f"{words[0]} {words[1]} is {words[2]}" if m[3] == "is" else f"{words[0]} {words[1]} {words[2]}s"
-    return facts, rules, query
+    facts = set(re.findall(r"(\w+)\. ?", m[1]))
+    rules = re.findall(r"if (\w+) then (\w+)\.", m[2])
+    return facts, rules, m[3]
 
 
 def check_logic(task: dict) -> tuple[int, str]:
