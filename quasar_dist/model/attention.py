@@ -61,20 +61,20 @@ def guided_attention(
 ) -> torch.Tensor:
     """q [B, H, Tq, D]; k, v [B, Hkv, Tk, D]; mask bool [B|1, Tq, Tk] (True = may attend);
     log_tau None, [B, Tk] (one temperature per key) or [B, Tq, Tk] (per query's step)."""
-    groups = q.shape[1] // k.shape[1]
-    if groups > 1:
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    gqa = q.shape[1] != k.shape[1]  # grouped-query attention: SDPA shares kv heads itself
     if guidance == "off" or log_tau is None:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=gqa)
     if log_tau.dim() == 2:
         log_tau = log_tau.unsqueeze(1)  # [B, 1, Tk]
     if guidance == "bias":
         bias = log_tau.masked_fill(~mask, float("-inf")).unsqueeze(1)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), enable_gqa=gqa)
     if guidance == "scale":
         if log_tau.shape[1] == 1:  # one temperature per key: scale the keys, keep the fused kernel
             k = k * log_tau.exp().transpose(1, 2).unsqueeze(1).to(k.dtype)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1))
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=gqa)
+        groups = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
         scores = scores * log_tau.exp().unsqueeze(1).to(q.dtype)
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))

@@ -87,15 +87,23 @@ class DecoderLayer(nn.Module):
         o = guided_attention(q, k, v, log_tau=log_tau, mask=mask, guidance=guidance)
         return self._finish(x, o), log_tau_s
 
-    def forward_cached(self, x, cos, sin, layer_idx, cache: TemperatureKVCache, slots, mask, guidance):
+    def forward_cached(self, x, cos, sin, layer_idx, cache: TemperatureKVCache, slots, read_slots, mask, guidance):
         hn = self.input_layernorm(x)
         q, k, v = self.self_attn.qkv(hn, cos, sin)
         ah = self.ttm.project(hn)  # [B, T, r]
         log_tau_new = self.ttm.log_temperature(ah, cache.bc[layer_idx, slots].unsqueeze(1))
         cache.write(layer_idx, slots, k, v, ah, log_tau_new, hn.sum(1))
-        keys, values, log_tau = cache.read(layer_idx, slots, mask.shape[-1])
+        keys, values, log_tau = cache.read(layer_idx, read_slots, mask.shape[-1])
         o = guided_attention(q, keys, values, log_tau=log_tau, mask=mask, guidance=guidance)
         return self._finish(x, o)
+
+
+def _as_slice(slots: torch.Tensor) -> torch.Tensor | slice:
+    """Consecutive ascending slots as a slice (cache reads become views), else the index."""
+    first, n = int(slots[0]), slots.numel()
+    if int(slots[-1]) - first + 1 == n and (n == 1 or bool((slots.diff() == 1).all())):
+        return slice(first, first + n)
+    return slots
 
 
 class DecoderStack(nn.Module):
@@ -154,8 +162,9 @@ class QuasarForCausalLM(nn.Module):
         upto = int((start + t).max())
         query_index = start[:, None] + torch.arange(t, device=device)  # cache index of each query
         mask = torch.arange(upto, device=device)[None, None, :] <= query_index[:, :, None]  # [B, T, upto]
+        read_slots = _as_slice(slots)
         for i, layer in enumerate(self.model.layers):
-            x = layer.forward_cached(x, cos, sin, i, cache, slots, mask, self.guidance)
+            x = layer.forward_cached(x, cos, sin, i, cache, slots, read_slots, mask, self.guidance)
         cache.advance(slots, t)
         h = self.model.norm(x[:, -1] if last_only else x)
         return self.lm_head(h)

@@ -85,8 +85,9 @@ class TemperatureKVCache:
         self.log_tau[layer, rows, idx] = log_tau.float()
         self.pend_sum[layer, slots] += h_sum.float()
 
-    def read(self, layer: int, slots: torch.Tensor, upto: int):
-        """k, v [B, Hkv, upto, D] and log_tau [B, upto] of the first `upto` entries."""
+    def read(self, layer: int, slots: torch.Tensor | slice, upto: int):
+        """k, v [B, Hkv, upto, D] and log_tau [B, upto] of the first `upto` entries. A slice
+        (consecutive slots, the common case when every slot decodes) reads views, no copies."""
         k = self.k[layer, slots, :upto].transpose(1, 2)
         v = self.v[layer, slots, :upto].transpose(1, 2)
         return k, v, self.log_tau[layer, slots, :upto]
