@@ -96,7 +96,9 @@ def test_stop_max_steps(tokenizer):
     (row,) = solve(markov_model(STEPS), tokenizer, epsilon=0.0, max_steps=3)
     assert row["stop_reason"] == "max_steps" and row["steps"] == ["one"] * 3
     assert row["answer"] == "7"  # the final probe still answers
-    assert row["probe_tokens"] == 3 * 3
+    assert row["probe_tokens"] == 3  # trial probes are off by default: only the final one ran
+    (probed,) = solve(markov_model(STEPS), tokenizer, epsilon=0.0, max_steps=3, answer_confidence=0.99)
+    assert probed["stop_reason"] == "max_steps" and probed["probe_tokens"] == 3 * 3  # a trial probe per step
 
 
 def test_stop_max_tokens(tokenizer):
@@ -163,7 +165,7 @@ def test_rows_are_deterministic_ordered_and_complete(tokenizer):
     model = random_model()
     prompts = PROMPTS + PROMPTS[:2]  # more prompts than slots, duplicates included
     config = dict(temperature=0.9, top_p=0.9, seed=5, max_batch_size=3, max_new_tokens=24, max_steps=4,
-                  backtrack_below=0.9, evict_below=0.9, sink_tokens=2, recent_tokens=3)
+                  backtrack_below=0.9, evict_below=0.9, sink_tokens=2, recent_tokens=3, answer_confidence=0.95)
     first = solve(model, tokenizer, prompts, **config)
     second = solve(model, tokenizer, prompts, **config)
     alone = solve(model, tokenizer, prompts[3:4], **{**config, "max_batch_size": 1})
@@ -207,7 +209,7 @@ def test_reasoner_entry_point(tokenizer):
     rows = reasoner.solve([PROMPT, PROMPT])
     assert [r["answer"] for r in rows] == ["7", "7"] and rows[0]["mode"] == "gsot" and rows[0]["prompt"] == PROMPT
     assert reasoner.solve([PROMPT])[0]["answer"] == "7"  # the engine is reused across calls
-    with pytest.raises(NotImplementedError, match="quasar_dist.parallel"):
+    with pytest.raises(ValueError, match="every rank can load"):  # tp > 1 runs a Ray gang
         Reasoner(model, tokenizer=tokenizer, tp=2)
     with pytest.raises(ValueError, match="tokenizer"):
         Reasoner(model)

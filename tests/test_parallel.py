@@ -15,11 +15,13 @@ import torch
 
 from quasar_dist.model import load_model
 from quasar_dist.parallel import ParallelConfig, RankMethodError, ReplicaGang, ReplicaPool
-from quasar_dist.parallel.toy_model import toy_prompts, write_toy_model
+from quasar_dist.data.tasks import read_tasks
+from quasar_dist.model import resolve_model_path
 from quasar_dist.util.errors import ResourceError
 from quasar_dist.util.typed_config import ConfigError
 
-PROMPTS = toy_prompts(20)
+# The shipped model (4 query heads, 2 kv heads: both divide by tp=2) on 20 shipped sample tasks.
+PROMPTS = [t["prompt"] for t in read_tasks(resolve_model_path("tiny").parent / "sample_tasks.parquet")[:20]]
 # Actors below are defined in this test module, which Ray workers cannot import: ship it by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -32,9 +34,8 @@ def ray_local():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    # 4 query heads, 2 kv heads: both divide by tp=2
-    return write_toy_model(tmp_path_factory.mktemp("toy"), num_heads=4, num_kv_heads=2)
+def model_dir():
+    return resolve_model_path("tiny")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 
 Temperatures live in (0, tau_max) with tau_max = 2 and 1 = neutral (an untrained TTM gives 1
 everywhere), so the thresholds below are on that scale. The defaults are first choices, to be
-tuned by measurement on the shipped model (docs/gsot.md).
+measured on the shipped model (docs/benchmarks.md): its trial probes are over-confident and its
+temperatures nearly flat, so early stopping and eviction cost accuracy; both are off by default.
 """
 from __future__ import annotations
 
@@ -31,14 +32,14 @@ class ReasoningConfig:
     """Resamplings per step; after that the last attempt is kept whatever its heat."""
     retry_temperature: float = 0.7
     """Sampling temperature of a resampled step (> 0, so a retry can differ from a greedy first try)."""
-    evict_below: float = 0.5
+    evict_below: float = 0.0
     """At each boundary, live entries with a temperature below this leave the KV cache (0 = never)."""
     sink_tokens: int = 4
     """The first live entries, never evicted (attention sinks, StreamingLLM)."""
     recent_tokens: int = 16
     """The last live entries, never evicted (the step just written)."""
-    answer_confidence: float = 0.9
-    """Stop ("converged") when a trial answer's probability (product over its tokens) reaches this."""
+    answer_confidence: float = 1.0
+    """Stop ("converged") when a trial answer's probability (product over its tokens) reaches this; 1.0 turns trial probes off."""
     probe_tokens: int = 8
     """Most greedy tokens a trial answer may take after the forced "####" before the line ends."""
     epsilon: float = 1e-3

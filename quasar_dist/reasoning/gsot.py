@@ -52,6 +52,9 @@ class GsotPolicy(Policy):
             task.final_reason = "max_steps"
         elif stable:
             task.final_reason = "converged"
+        if task.final_reason is None and cfg.answer_confidence >= 1.0:
+            self.engine.resume(seq)  # trial probes off: a product of probabilities never reaches 1
+            return
         self.engine.probe(seq, self.mark_ids, cfg.probe_tokens)
 
     def on_probe(self, task: Task) -> None:
