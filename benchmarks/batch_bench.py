@@ -1,0 +1,146 @@
+"""Batch job layer benchmark (not a test). Two questions:
+
+1. Is the driver's memory bounded? Peak RSS of the `quasar run` driver for 2,000 vs 20,000
+   tasks, same batch size, with a cheap setting (CoT, 1 new token) so 20,000 tasks finish in
+   minutes. Target: within +20%.
+2. What does the job layer cost? tasks/s and generated tokens/s of `quasar run` vs the engine
+   alone (solve_prompts in this process, same model, settings, batches, 1 torch thread like a
+   rank). End to end (Ray start and model load included) and steady state (from the first
+   committed batch to the last). Target: steady-state overhead <= 15%.
+
+    .venv/bin/python benchmarks/batch_bench.py [--model tiny] [--quick] [--json out.json]
+
+Each `quasar run` is a subprocess with its own local Ray instance. Numbers depend on machine
+load: rerun on a quiet machine before drawing conclusions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+QUASAR = REPO / ".venv" / "bin" / "quasar"
+
+
+def quasar_run(tasks: Path, out: Path, config: dict, workdir: Path) -> dict:
+    """One `quasar run` subprocess; returns its report plus the driver's peak RSS."""
+    cfg_path = workdir / f"{out.name}.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    started = time.perf_counter()
+    proc = subprocess.run([str(QUASAR), "run", "--config", str(cfg_path), "--input", str(tasks), "--output", str(out)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"quasar run failed:\n{proc.stderr[-3000:]}")
+    report = json.loads((out / "report.json").read_text())
+    report["process_wall_s"] = time.perf_counter() - started
+    return report
+
+
+def steady_state(out: Path) -> dict:
+    """Rates between the first and the last committed batch (startup excluded)."""
+    table = pq.read_table(sorted((out / "results").glob("part-*.parquet")), columns=["finished_at", "generated_tokens"])
+    finished = sorted(table.column("finished_at").to_pylist())
+    first, last = finished[0], finished[-1]
+    after_first = [t for t in finished if t > first]
+    rows = table.to_pylist()
+    tokens = sum(r["generated_tokens"] for r in rows if r["finished_at"] > first)
+    span = max(last - first, 1e-9)
+    return {"tasks_per_s": len(after_first) / span, "generated_tokens_per_s": tokens / span, "span_s": span}
+
+
+def engine_alone(model: str, prompts: list[str], gsot: dict, mode: str, batch_size: int) -> dict:
+    """solve_prompts in this process on the same batches a replica would get."""
+    import torch
+
+    from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+    from quasar_dist.reasoning.config import ReasoningConfig
+    from quasar_dist.reasoning.solve import build_engine, solve_prompts
+    from quasar_dist.util.typed_config import from_dict
+
+    torch.set_num_threads(1)  # a rank with cpus_per_rank=1 runs with one thread
+    loaded = load_model(model).eval()
+    tokenizer = TextTokenizer.from_folder(resolve_model_path(model), loaded.config)
+    config = from_dict(ReasoningConfig, {**gsot, "mode": mode})
+    engine = build_engine(loaded, tokenizer, config)
+    started, tokens = time.perf_counter(), 0
+    with torch.no_grad():
+        for i in range(0, len(prompts), batch_size):
+            rows = solve_prompts(loaded, tokenizer, prompts[i:i + batch_size], config, engine=engine)
+            tokens += sum(r["generated_tokens"] for r in rows)
+    wall = time.perf_counter() - started
+    return {"tasks_per_s": len(prompts) / wall, "generated_tokens_per_s": tokens / wall, "wall_s": wall}
+
+
+def memory_bench(model: str, sizes: list[int], workdir: Path) -> dict:
+    from quasar_dist.data.tasks import make_tasks, write_tasks
+
+    cheap = {"model": model, "mode": "cot", "batch_size": 200, "flush_rows": 2000, "plots": False,
+             "progress_interval_s": 0, "gsot": {"max_new_tokens": 1, "max_batch_size": 32}}
+    tasks = make_tasks("arith", max(sizes), seed=7)
+    out = {}
+    for n in sizes:
+        path = write_tasks(tasks[:n], workdir / f"tasks_{n}.parquet")
+        report = quasar_run(path, workdir / f"mem_{n}", cheap, workdir)
+        out[n] = {"driver_peak_rss_mb": report["driver_peak_rss_mb"], "wall_s": report["wall_s"]}
+        print(f"memory: {n:>6} tasks  driver peak RSS {report['driver_peak_rss_mb']:.0f} MB  ({report['wall_s']:.0f} s)", flush=True)
+    small, large = out[min(sizes)]["driver_peak_rss_mb"], out[max(sizes)]["driver_peak_rss_mb"]
+    return {"runs": out, "growth": large / small - 1}
+
+
+def overhead_bench(model: str, num_tasks: int, workdir: Path) -> dict:
+    from quasar_dist.data.tasks import make_tasks, write_tasks
+
+    batch_size, gsot = 32, {"max_batch_size": 8}
+    tasks = make_tasks("mixed", num_tasks, seed=11)
+    path = write_tasks(tasks, workdir / "tasks_overhead.parquet")
+    engine = engine_alone(model, [t["prompt"] for t in tasks], gsot, "gsot", batch_size)
+    print(f"engine alone: {engine['tasks_per_s']:.2f} tasks/s, {engine['generated_tokens_per_s']:.0f} gen tok/s", flush=True)
+    out = workdir / "overhead_run"
+    report = quasar_run(path, out, {"model": model, "batch_size": batch_size, "gsot": gsot, "progress_interval_s": 0}, workdir)
+    steady = steady_state(out)
+    print(f"quasar run:   {report['tasks_per_s']:.2f} tasks/s end to end ({report['wall_s']:.0f} s), "
+          f"{steady['tasks_per_s']:.2f} tasks/s steady, {steady['generated_tokens_per_s']:.0f} gen tok/s steady", flush=True)
+    return {
+        "tasks": num_tasks,
+        "batch_size": batch_size,
+        "engine": engine,
+        "run_end_to_end": {k: report[k] for k in ("tasks_per_s", "generated_tokens_per_s", "wall_s")},
+        "run_steady": steady,
+        "overhead_end_to_end": 1 - report["tasks_per_s"] / engine["tasks_per_s"],
+        "overhead_steady_tasks": 1 - steady["tasks_per_s"] / engine["tasks_per_s"],
+        "overhead_steady_tokens": 1 - steady["generated_tokens_per_s"] / engine["generated_tokens_per_s"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--quick", action="store_true", help="200 vs 2,000 tasks and 96 overhead tasks (a smoke run)")
+    parser.add_argument("--json", dest="json_path", default=None)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="batch_bench_"))
+    try:
+        sizes = [200, 2000] if args.quick else [2000, 20000]
+        results = {
+            "memory": memory_bench(args.model, sizes, workdir),
+            "overhead": overhead_bench(args.model, 96 if args.quick else 128, workdir),
+            "model": args.model,
+        }
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

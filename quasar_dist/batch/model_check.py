@@ -1,0 +1,22 @@
+"""The driver's look at the model before any replica starts: the folder exists, its config and
+tokenizer are there, and `tp` divides its heads. Reads config.json only; loads no weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from quasar_dist.model import ModelConfig, ModelLoadError, resolve_model_path
+from quasar_dist.model.checkpoint import read_config
+from quasar_dist.parallel.deepspeed_tp import check_shardable
+from quasar_dist.util.typed_config import ConfigError
+
+
+def check_model(name_or_path: str, tp: int) -> ModelConfig:
+    folder = Path(resolve_model_path(name_or_path))
+    config = read_config(folder)
+    if not (folder / "tokenizer.json").is_file():
+        raise ModelLoadError(f"{folder}: missing tokenizer.json")
+    try:
+        check_shardable(config, tp)
+    except ValueError as exc:
+        raise ConfigError(f"tp: {exc}") from None
+    return config

@@ -1,0 +1,38 @@
+"""One run at a time per output folder. Two runs resuming the same folder at once would both run
+the tasks neither has written yet (duplicates), and one could delete the other's in-flight temp
+files. An flock on OUTPUT/.lock prevents that; the kernel releases it when the holder exits,
+even on SIGKILL, so a killed run never leaves the folder locked."""
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from quasar_dist.util.typed_config import ConfigError
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def output_lock(output: str | Path) -> Iterator[None]:
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"output {output} exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise ConfigError(f"{output} is in use by another quasar run (pid {holder}); wait for it or pick another --output") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

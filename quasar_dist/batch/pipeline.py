@@ -1,0 +1,60 @@
+"""The Ray Data stream: read_parquet -> prepare_tasks -> ReasonStage (actor pool of replicas).
+
+Nothing is materialised: blocks flow through with Ray Data's backpressure, and the driver pulls
+result blocks one at a time (job.py), so memory stays bounded whatever the dataset's size.
+"""
+from __future__ import annotations
+
+import logging
+
+import ray
+
+from .config import RunConfig
+from .inputs import InputSpec
+from .prepare import prepare_tasks
+from .stage import ReasonStage
+
+# The stage actor only waits on its gang, whose rank actors reserve the real CPUs. It asks for no
+# CPU at all: with the ranks holding all but one CPU and a read task holding that one, a stage
+# actor asking for even 0.01 CPU could never be placed, and the stream would hang.
+STAGE_ACTOR_CPUS = 0
+# Batches queued per replica: one running, one ready, so a replica never waits for input.
+BATCHES_IN_FLIGHT = 2
+
+
+def configure_ray_data(show_progress_bars: bool = False) -> None:
+    """One progress line is ours (progress.py); Ray Data's bars would interleave with it."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = show_progress_bars
+    ctx.enable_operator_progress_bars = show_progress_bars
+    ctx.enable_auto_log_stats = False
+    ctx.print_on_execution_start = False
+    # Its log lines would too ("execution finished", and a traceback when a replica fails, which
+    # the job turns into one line: ray_errors.py).
+    logging.getLogger("ray.data").setLevel(logging.INFO if show_progress_bars else logging.CRITICAL)
+
+
+def build_dataset(cfg: RunConfig, spec: InputSpec, todo_ref, *, run_id: str) -> ray.data.Dataset:
+    tasks = ray.data.read_parquet(
+        spec.files_for(cfg.limit), file_extensions=None,  # inputs.py chose the files
+    ).select_columns(spec.columns).map_batches(  # projection is pushed down into the read
+        prepare_tasks,
+        batch_format="pyarrow",
+        batch_size=None,  # whole blocks: the filter is cheap per row
+        fn_kwargs=dict(prompt_col=spec.prompt_col, id_col=spec.id_col, answer_col=spec.answer_col,
+                       kind_col=spec.kind_col, todo=todo_ref),
+    )
+    # Blocks of exactly one batch: a replica call then maps one block to one output block, which
+    # reaches the driver (and disk) as soon as it is done. Without this, a whole input block's
+    # batches would come back merged into one output block, at the end. (Streaming: no shuffle.)
+    tasks = tasks.repartition(target_num_rows_per_block=cfg.batch_size, strict=True)
+    return tasks.map_batches(
+        ReasonStage,
+        batch_format="pyarrow",
+        batch_size=cfg.batch_size,
+        fn_constructor_kwargs=dict(model=cfg.model, mode=cfg.mode, gsot=dict(cfg.gsot),
+                                   parallel={**cfg.parallel, "tp": cfg.tp},
+                                   model_label=cfg.model, run_id=run_id),
+        compute=ray.data.ActorPoolStrategy(size=cfg.replicas, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT),
+        num_cpus=STAGE_ACTOR_CPUS,
+    )

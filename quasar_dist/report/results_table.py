@@ -1,0 +1,34 @@
+"""Reading a run folder's results for the report: only the columns the report uses (not prompts
+nor step texts), from every committed results/part-*.parquet."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from quasar_dist.util.errors import InputError
+
+REPORT_COLUMNS = [
+    "correct", "num_steps", "prompt_tokens", "generated_tokens", "probe_tokens", "attended_kv",
+    "step_temperature", "stop_reason", "latency_s", "error", "mode", "model", "kind",
+    "temperature_cache_hits", "temperature_cache_misses", "kv_evicted", "kv_total", "run_id", "finished_at",
+]
+
+
+def read_results(run_dir: str | Path) -> pa.Table:
+    """All committed result rows (report columns only); an empty table when there are none yet."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise InputError(f"{run_dir}: no such run folder")
+    files = sorted((folder / "results").glob("part-*.parquet"))
+    if not files:
+        from quasar_dist.batch.schema import OUTPUT_SCHEMA
+
+        return OUTPUT_SCHEMA.empty_table().select(REPORT_COLUMNS)
+    try:
+        tables = [pq.read_table(f, columns=REPORT_COLUMNS) for f in files]
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{folder / 'results'}: unreadable results ({first})") from None
+    return pa.concat_tables(tables)

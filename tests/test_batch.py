@@ -1,0 +1,304 @@
+"""The batch job layer (`quasar run`): inputs, resume, exactly-once results, errors, report.
+
+Fast checks first (no Ray); then runs on one module-scoped local Ray instance (each run starts
+its own replica actor and loads the model: seconds on this machine), and one `quasar run`
+subprocess killed with SIGKILL mid-way. The shipped model is used when it exists, else a small
+random model folder (same format, same code path).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+import yaml
+from click.testing import CliRunner
+
+from quasar_dist.batch.ids import derive_id, id_hashes
+from quasar_dist.batch.inputs import inspect_inputs
+from quasar_dist.batch.ledger import Ledger
+from quasar_dist.batch.prepare import prepare_tasks
+from quasar_dist.batch.resolve import resolve_run_config
+from quasar_dist.batch.results_store import ResultWriter, clean_temp_files, read_done_hashes
+from quasar_dist.batch.schema import OUTPUT_SCHEMA, output_row, output_table
+from quasar_dist.batch.task_plan import plan_tasks, scan_task_ids
+from quasar_dist.cli import main
+from quasar_dist.data.tasks import make_tasks, write_tasks
+from quasar_dist.model.registry import SHIPPED
+from quasar_dist.report.build import report_from_dir
+from quasar_dist.report.run_log import append_event
+from quasar_dist.util.errors import InputError
+from quasar_dist.util.typed_config import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+QUASAR = str(REPO / ".venv" / "bin" / "quasar") if (REPO / ".venv" / "bin" / "quasar").exists() else "quasar"
+HAS_TINY = (SHIPPED["tiny"] / "config.json").is_file()
+REPORT_KEYS = {
+    "tasks", "completed", "errors", "wall_s", "tasks_per_s", "generated_tokens_per_s", "prompt_tokens_per_s",
+    "accuracy", "mean_steps", "mean_generated_tokens", "attended_kv_per_task", "flops_per_task", "latency_s",
+    "temperature_cache", "kv_evicted_fraction", "mode", "model", "tp", "replicas",
+}
+PLOTS = {"throughput.png", "generated_tokens.png", "steps.png", "step_heat.png"}
+# Short generations: these tests check the job layer, not the model.
+GSOT = {"max_steps": 4, "max_new_tokens": 32, "max_batch_size": 4}
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    if HAS_TINY:
+        return "tiny"
+    from quasar_dist.parallel.toy_model import write_toy_model
+
+    return str(write_toy_model(tmp_path_factory.mktemp("toy")))
+
+
+@pytest.fixture(scope="module")
+def run_yaml(tmp_path_factory, model) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "run.yaml"
+    path.write_text(yaml.safe_dump({"model": model, "batch_size": 4, "flush_rows": 4, "gsot": GSOT}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=4, include_dashboard=False)  # over-subscribed on 2 cores: fine for tests
+    yield
+    ray.shutdown()
+
+
+def quasar_run(*args: str) -> tuple[int, str]:
+    """`quasar run ARGS` in this process (joins the module's Ray instance when there is one)."""
+    result = CliRunner().invoke(main, ["run", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def read_results(out: Path) -> pa.Table:
+    return pa.concat_tables([pq.read_table(f) for f in sorted((out / "results").glob("part-*.parquet"))])
+
+
+def tasks_file(path: Path, n: int, seed: int = 0) -> Path:
+    return write_tasks(make_tasks("mixed", n, seed), path)
+
+
+# -- no Ray ------------------------------------------------------------------------------------
+def test_run_config_flags_override_yaml_and_paths_are_checked(tmp_path):
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text("batch_size: 8\ngsot: {max_steps: 3}\n")
+    cfg = resolve_run_config(str(cfg_path), {"batch_size": 2, "mode": "cot"})
+    assert (cfg.batch_size, cfg.mode, cfg.gsot) == (2, "cot", {"max_steps": 3})
+    for bad, words in [("output: ../../etc\n", "'..'"), ("gsot: {max_stepz: 3}\n", "gsot.max_stepz"),
+                       ("gsot: {max_steps: 0}\n", "max_steps"), ("gsot: {mode: cot}\n", "top level"),
+                       ("batch_size: two\n", "batch_size")]:
+        cfg_path.write_text(bad)
+        with pytest.raises(ConfigError, match=words):
+            resolve_run_config(str(cfg_path))
+
+
+@pytest.mark.parametrize("case", ["missing", "not_parquet", "no_prompt_column", "duplicate_ids", "empty_folder"])
+def test_bad_input_stops_with_one_line_before_any_model_loads(tmp_path, case):
+    inputs = {
+        "missing": (tmp_path / "nope.parquet", "no such file"),
+        "not_parquet": (tmp_path / "tasks.parquet", "not a readable Parquet file"),
+        "no_prompt_column": (tmp_path / "q.parquet", "no prompt column 'prompt'"),
+        "duplicate_ids": (tmp_path / "dup.parquet", "duplicate task ids: 'a', 'b'"),
+        "empty_folder": (tmp_path / "empty", "holds no .parquet files"),
+    }
+    path, expected = inputs[case]
+    if case == "not_parquet":
+        path.write_text("id,prompt\n1,hello\n")
+    elif case == "no_prompt_column":
+        pq.write_table(pa.table({"id": ["1"], "question": ["hi"]}), path)
+    elif case == "duplicate_ids":
+        pq.write_table(pa.table({"id": ["a", "b", "a", "c", "b"], "prompt": list("vwxyz")}), path)
+    elif case == "empty_folder":
+        path.mkdir()
+    # a model that cannot load: the input must be refused before the model is even looked at
+    code, output = quasar_run("--input", str(path), "--model", str(tmp_path / "no-model"),
+                              "--output", str(tmp_path / "out"))
+    assert code == 1
+    assert output.strip().count("\n") == 0 and output.startswith("quasar: error: ")
+    assert expected in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_input_exit_code_and_stderr_of_the_real_command(tmp_path):
+    proc = subprocess.run([QUASAR, "run", "--input", str(tmp_path / "missing.parquet")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [f"quasar: error: {tmp_path / 'missing.parquet'}: no such file or folder"]
+
+
+def test_ids_ints_become_strings_missing_ids_come_from_prompts_and_the_plan_filters():
+    batch = pa.table({"id": [3, 1, 2], "prompt": ["a", "b", None], "answer": [1, 2, 3]})
+    todo = np.sort(id_hashes(["1", "2"]))
+    out = prepare_tasks(batch, prompt_col="prompt", id_col="id", answer_col="answer", kind_col=None, todo=todo)
+    assert out.column("id").to_pylist() == ["1", "2"] and out.column("reference").to_pylist() == ["2", "3"]
+    no_ids = pa.table({"prompt": ["a", "b", None]})
+    todo = np.sort(id_hashes([derive_id("a"), derive_id(None)]))
+    out = prepare_tasks(no_ids, prompt_col="prompt", id_col=None, answer_col=None, kind_col=None, todo=todo)
+    assert out.column("id").to_pylist() == [derive_id("a"), derive_id(None)]
+    assert len({derive_id("a"), derive_id("b"), derive_id(""), derive_id(None)}) == 4
+
+
+def test_plan_resume_and_ledger_write_each_planned_id_once(tmp_path):
+    path = tasks_file(tmp_path / "t.parquet", 10)
+    spec = inspect_inputs(str(path), prompt_col="prompt", id_col="id", answer_col="answer", kind_col="kind")
+    ids = pq.read_table(path).column("id").to_pylist()
+    plan = plan_tasks(scan_task_ids(spec, 8), np.sort(id_hashes(ids[:3])))
+    assert (plan.num_tasks, plan.num_skipped, len(plan.todo)) == (8, 3, 5)
+    ledger = Ledger(plan.todo)
+    rows = pa.table({"id": [ids[3], ids[3], ids[0], ids[9], ids[4]]})  # dup, done, beyond limit, new
+    assert ledger.admit(rows).column("id").to_pylist() == [ids[3], ids[4]]
+    assert ledger.admit(pa.table({"id": [ids[4]]})).num_rows == 0
+    assert (ledger.num_done, ledger.num_dropped, ledger.num_missing) == (2, 4, 3)
+
+
+def test_results_are_committed_atomically_and_temps_of_a_killed_run_are_cleaned(tmp_path):
+    writer = ResultWriter(tmp_path, "r1", flush_rows=2, flush_interval_s=3600)
+    row = output_row({"id": "a", "prompt": "p", "reference": "1"}, {"answer": "1", "generated_tokens": 3},
+                     mode="gsot", model="m", run_id="r1", finished_at=time.time())
+    writer.add(output_table([row]))
+    assert not list((tmp_path / "results").iterdir())  # below flush_rows: nothing on disk yet
+    writer.add(output_table([{**row, "id": "b"}]))
+    (tmp_path / "results" / ".part-r0-00000.parquet.tmp").write_bytes(b"PAR1 torn")
+    assert clean_temp_files(tmp_path) == 1
+    assert [f.name for f in (tmp_path / "results").iterdir()] == ["part-r1-00000.parquet"]
+    assert len(read_done_hashes(tmp_path)) == 2
+
+
+def test_report_from_results_alone_has_every_key_table_and_plot(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": "m", "mode": "gsot", "tp": 1, "replicas": 2}))
+    start = time.time()
+    append_event(tmp_path, "r1", "start", skipped=0)
+    writer = ResultWriter(tmp_path, "r1", flush_rows=100, flush_interval_s=3600)
+    for i in range(6):
+        engine = {"answer": str(i % 2), "steps": ["1 + 1 = 2", f"#### {i % 2}"], "num_steps": 2, "generated_tokens": 9,
+                  "prompt_tokens": 12, "attended_kv": 300, "step_temperature": [0.9, 1.1], "stop_reason": "answer",
+                  "latency_s": 0.1 * i, "temperature_cache_hits": 5, "temperature_cache_misses": 1, "kv_evicted": 2,
+                  "kv_total": 20, "error": "prompt is empty" if i == 5 else None}
+        writer.add(output_table([output_row({"id": str(i), "prompt": "p", "reference": "0", "kind": "arith" if i % 3 else "logic"},
+                                            engine, mode="gsot", model="m", run_id="r1", finished_at=start + i)]))
+    writer.flush()
+    append_event(tmp_path, "r1", "end", wall_s=10.0, computed=6)
+    report = report_from_dir(tmp_path)
+    assert REPORT_KEYS <= set(report) and report == json.loads((tmp_path / "report.json").read_text())
+    assert (report["tasks"], report["completed"], report["errors"], report["replicas"]) == (6, 5, 1, 2)
+    assert report["accuracy"] == pytest.approx(3 / 6) and report["tasks_per_s"] == pytest.approx(0.6)
+    assert report["temperature_cache"] == {"hits": 30, "misses": 6, "hit_rate": pytest.approx(30 / 36)}
+    assert report["kv_evicted_fraction"] == pytest.approx(0.1) and set(report["latency_s"]) == {"p50", "p95"}
+    assert PLOTS | {"accuracy_by_kind.png"} == {p.name for p in (tmp_path / "plots").iterdir()}
+    assert "| accuracy | 50.0% |" in (tmp_path / "report.md").read_text()
+
+
+# -- on Ray ------------------------------------------------------------------------------------
+def test_run_with_no_options_writes_results_report_and_plots(ray_local, tmp_path, monkeypatch, model, run_yaml):
+    monkeypatch.chdir(tmp_path)
+    args = ["--limit", "8"] if HAS_TINY else ["--limit", "8", "--config", str(run_yaml)]
+    code, output = quasar_run(*args)
+    assert code == 0, output
+    out = tmp_path / "outputs" / "run"
+    results = read_results(out)
+    assert results.schema == OUTPUT_SCHEMA  # contract columns and types, then the extras
+    assert results.num_rows == 8 and len(set(results.column("id").to_pylist())) == 8
+    assert set(results.column("stop_reason").to_pylist()) <= {"answer", "converged", "max_steps", "max_tokens", "error"}
+    assert results.column("correct").null_count == 0  # the sample tasks have references
+    report = json.loads((out / "report.json").read_text())
+    assert REPORT_KEYS <= set(report) and report["tasks"] == 8 and report["model"] == model
+    assert PLOTS <= {p.name for p in (out / "plots").iterdir()}
+    assert (out / "report.md").read_text().startswith("# quasar run report")
+    assert yaml.safe_load((out / "config.yaml").read_text())["gsot"]["max_steps"] >= 1  # resolved, defaults included
+
+
+def test_null_empty_and_overlong_prompts_become_error_rows_in_fastparquet_input(ray_local, tmp_path, run_yaml):
+    good = make_tasks("arith", 2, 1)
+    prompts = [good[0]["prompt"], None, "", "   ", "3 + 4 = 7 . " * 400, good[1]["prompt"]]
+    frame = pd.DataFrame({"prompt": prompts, "answer": [int(good[0]["answer"]), 1, 2, 3, 4, int(good[1]["answer"])]})
+    frame.to_parquet(tmp_path / "tasks.parquet", engine="fastparquet")  # and no id column: ids from prompt hashes
+    code, output = quasar_run("--config", str(run_yaml), "--input", str(tmp_path / "tasks.parquet"),
+                              "--output", str(tmp_path / "out"))
+    assert code == 0, output
+    rows = {r["prompt"]: r for r in read_results(tmp_path / "out").to_pylist()}
+    assert len(rows) == 6 and all(r["id"].startswith("p-") for r in rows.values())
+    for bad, cause in [(None, "null"), ("", "empty"), ("   ", "empty"), (prompts[4], "tokens")]:
+        assert rows[bad]["stop_reason"] == "error" and cause in rows[bad]["error"], rows[bad]
+        assert rows[bad]["correct"] is False  # has a reference, no answer
+    for ok in (prompts[0], prompts[5]):
+        assert rows[ok]["error"] is None and rows[ok]["reference"] == str(frame.answer[prompts.index(ok)])
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["errors"] == 4
+
+
+def test_run_killed_mid_way_then_resumed_writes_every_id_exactly_once(ray_local, tmp_path, run_yaml):
+    num_tasks = 48  # batches of 2 committed one by one: the kill lands after the first few
+    tasks = tasks_file(tmp_path / "tasks.parquet", num_tasks)
+    out = tmp_path / "out"
+    args = ["--config", str(run_yaml), "--input", str(tasks), "--output", str(out), "--batch-size", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray instance
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen([QUASAR, "run", *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)  # its own process group: its Ray processes too
+    try:
+        deadline = time.monotonic() + 240
+        while not list((out / "results").glob("part-*.parquet")) and proc.poll() is None:
+            assert time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        _kill_group(proc.pid)
+    killed = read_results(out).num_rows
+    assert 0 < killed < num_tasks, (tmp_path / "killed.log").read_text()
+    (out / "results" / ".part-torn-00000.parquet.tmp").write_bytes(b"PAR1")  # as if killed mid-write
+
+    code, output = quasar_run(*args)
+    assert code == 0, output
+    ids = read_results(out).column("id").to_pylist()
+    assert sorted(ids) == sorted(pq.read_table(tasks).column("id").to_pylist())  # each id exactly once
+    assert not list((out / "results").glob(".*.tmp"))
+    report = json.loads((out / "report.json").read_text())
+    assert (report["tasks"], report["skipped_resumed"], report["computed_last_run"]) == (num_tasks, killed, num_tasks - killed)
+
+    files = sorted(p.name for p in (out / "results").iterdir())
+    code, output = quasar_run(*args)  # complete: recomputes nothing
+    assert code == 0, output
+    report = json.loads((out / "report.json").read_text())
+    assert (report["skipped_resumed"], report["computed_last_run"], report["tasks"]) == (num_tasks, 0, num_tasks)
+    assert sorted(p.name for p in (out / "results").iterdir()) == files
+
+
+def _kill_group(pgid: int) -> None:
+    """Whatever the killed driver left in its process group (it was started in its own session;
+    Ray's processes die with their driver anyway), and wait until none is left alive."""
+    deadline = time.monotonic() + 30
+    while _live_members(pgid):
+        assert time.monotonic() < deadline, f"processes of the killed run survived: {_live_members(pgid)}"
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Pids in process group `pgid` that are not zombies (from /proc/<pid>/stat)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
