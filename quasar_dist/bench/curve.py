@@ -8,13 +8,14 @@ from quasar_dist.reasoning.config import ReasoningConfig
 
 from .workload import run_reasoning
 
-SETTINGS = [  # (label, overrides of the default GSoT config)
-    ("no evict, no early stop", {"evict_below": 0.0, "answer_confidence": 1.0, "epsilon": 0.0}),
+SETTINGS = [  # (label, overrides of the default GSoT config: trial probes and eviction off)
     ("default", {}),
-    ("evict<0.3", {"evict_below": 0.3}),
-    ("evict<0.7", {"evict_below": 0.7}),
-    ("probe>=0.5", {"answer_confidence": 0.5}),
     ("probe>=0.99", {"answer_confidence": 0.99}),
+    ("probe>=0.9", {"answer_confidence": 0.9}),
+    ("evict<0.788", {"evict_below": 0.788}),
+    ("evict<0.792", {"evict_below": 0.792}),
+    ("evict<0.80", {"evict_below": 0.80}),
+    ("probe>=0.99 + evict<0.788", {"answer_confidence": 0.99, "evict_below": 0.788}),
 ]
 
 
