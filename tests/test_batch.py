@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -37,7 +36,6 @@ from quasar_dist.data.tasks import make_tasks, write_tasks
 from quasar_dist.model.registry import SHIPPED
 from quasar_dist.report.build import report_from_dir
 from quasar_dist.report.run_log import append_event
-from quasar_dist.util.errors import InputError
 from quasar_dist.util.typed_config import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

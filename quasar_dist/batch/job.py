@@ -12,6 +12,7 @@ import resource
 import secrets
 import time
 from pathlib import Path
+from typing import Callable
 
 import ray
 
@@ -43,25 +44,37 @@ def run_from_cli(**options) -> dict:
 
 def run_batch(cfg: RunConfig) -> dict:
     """Run the job described by `cfg`; returns the report (report.json's content)."""
-    started = time.time()
     spec = inspect_inputs(cfg.input, prompt_col=cfg.prompt_col, id_col=cfg.id_col,
                           answer_col=cfg.answer_col, kind_col=cfg.kind_col)
     task_ids = scan_task_ids(spec, cfg.limit)  # null / duplicate ids
     check_model(cfg.model, cfg.tp)
+    return run_planned(cfg, task_ids, lambda plan, run_id: stream_results(cfg, spec, plan, run_id), rerun="command")
+
+
+def run_planned(cfg: RunConfig, task_ids, stream: Callable[[TaskPlan, str], StreamOutcome], *, rerun: str,
+                **start_fields) -> dict:
+    """The steps every run shares (a `quasar run`, a sweep cell): lock OUTPUT, prepare it, plan
+    what is left to do, stream it with `stream(plan, run_id)`, log start and end, report."""
+    started = time.time()
     with output_lock(cfg.output):
-        prepare_output(cfg)
+        try:
+            prepare_output(cfg)
+        except OSError as exc:  # e.g. no space left for config.yaml
+            raise ResourceError(f"cannot prepare output {cfg.output} ({exc.strerror or type(exc).__name__})") from None
         plan = plan_tasks(task_ids, read_done_hashes(cfg.output))
         run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)  # sortable, unique
         append_event(cfg.output, run_id, "start", tasks=plan.num_tasks, todo=len(plan.todo),
-                     skipped=plan.num_skipped, mode=cfg.mode, model=cfg.model, tp=cfg.tp, replicas=cfg.replicas)
-        outcome = stream_results(cfg, spec, plan, run_id) if len(plan.todo) else StreamOutcome()
+                     skipped=plan.num_skipped, mode=cfg.mode, model=cfg.model, tp=cfg.tp, replicas=cfg.replicas,
+                     **start_fields)
+        outcome = stream(plan, run_id) if len(plan.todo) else StreamOutcome()
         append_event(cfg.output, run_id, "end", wall_s=time.time() - started, computed=outcome.computed,
                      errors=outcome.errors, dropped=outcome.dropped, missing=outcome.missing,
                      first_result_at=outcome.first_result_at, driver_peak_rss_mb=peak_rss_mb())
         report = report_from_dir(cfg.output, plots=cfg.plots)
     print(summary_line(cfg, report, outcome, plan), flush=True)
     if outcome.missing:
-        raise ResourceError(f"{outcome.missing} task(s) never came back from the cluster; run the same command again to finish them")
+        raise ResourceError(f"{outcome.missing} task(s) of {cfg.output} never came back from the cluster; "
+                            f"run the same {rerun} again to finish them")
     return report
 
 

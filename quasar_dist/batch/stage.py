@@ -43,22 +43,8 @@ class ReasonStage:
         self.metrics = StageMetrics(mode=mode, model=self.model_label)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        tasks = batch.to_pylist()
-        engine_rows = self.solve([t["prompt"] for t in tasks])
-        finished_at = time.time()
-        rows = [
-            output_row(t, r, mode=self.mode, model=self.model_label, run_id=self.run_id, finished_at=finished_at)
-            for t, r in zip(tasks, engine_rows)
-        ]
-        self.metrics.record(rows)
-        return output_table(rows)
-
-    def solve(self, prompts: list) -> list[dict]:
-        """Engine rows in order: runnable prompts go to the gang in one call, the others become error rows."""
-        problems = [prompt_problem(p) for p in prompts]
-        runnable = [p for p, problem in zip(prompts, problems) if problem is None]
-        solved = iter(self.gang.solve(runnable, self.reasoning) if runnable else [])
-        return [error_row(problem) if problem else next(solved) for problem in problems]
+        return solve_batch(self.gang, self.reasoning, batch, mode=self.mode, model_label=self.model_label,
+                           run_id=self.run_id, metrics=self.metrics)
 
     def __del__(self) -> None:
         # Ray also reaps the gang's actors and placement group when this actor dies (they are
@@ -69,3 +55,21 @@ class ReasonStage:
                 gang.shutdown()
             except Exception:
                 pass
+
+
+def solve_batch(gang, reasoning: dict, batch: pa.Table, *, mode: str, model_label: str, run_id: str,
+                metrics: StageMetrics) -> pa.Table:
+    """One batch of tasks through a gang: output rows in order. Runnable prompts go to the gang
+    in one call; the others (null, empty, not text) become error rows without reaching it."""
+    tasks = batch.to_pylist()
+    problems = [prompt_problem(t["prompt"]) for t in tasks]
+    runnable = [t["prompt"] for t, problem in zip(tasks, problems) if problem is None]
+    solved = iter(gang.solve(runnable, reasoning) if runnable else [])
+    engine_rows = [error_row(problem) if problem else next(solved) for problem in problems]
+    finished_at = time.time()
+    rows = [
+        output_row(t, r, mode=mode, model=model_label, run_id=run_id, finished_at=finished_at)
+        for t, r in zip(tasks, engine_rows)
+    ]
+    metrics.record(rows)
+    return output_table(rows)

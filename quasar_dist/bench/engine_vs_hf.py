@@ -63,13 +63,18 @@ def load_hf(folder):
     return transformers.AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32).eval()
 
 
-def compare_engine_hf(model, tokenizer, folder, prompts, batch_sizes, max_new_tokens: int) -> dict:
+def compare_engine_hf(model, tokenizer, folder, prompts, batch_sizes, max_new_tokens: int, repeats: int = 3) -> dict:
     prompt_ids = [tokenizer.encode_prompt(p) for p in prompts]
     hf_model = load_hf(folder)
     eos = list(tokenizer.eos_token_ids)
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else eos[0]
-    engine_runs = {b: engine_tokens_per_s(model, tokenizer, prompt_ids, b, max_new_tokens) for b in batch_sizes}
-    hf_runs = {b: hf_tokens_per_s(hf_model, pad, eos, prompt_ids, b, max_new_tokens) for b in batch_sizes}
+    engine_runs, hf_runs = {}, {}
+    for b in batch_sizes:  # interleaved, best of `repeats`: the machine is shared and noisy
+        for _ in range(repeats):
+            e = engine_tokens_per_s(model, tokenizer, prompt_ids, b, max_new_tokens)
+            h = hf_tokens_per_s(hf_model, pad, eos, prompt_ids, b, max_new_tokens)
+            engine_runs[b] = max(engine_runs.get(b, e), e, key=lambda r: r[0])
+            hf_runs[b] = max(hf_runs.get(b, h), h, key=lambda r: r[0])
     best_engine = max(engine_runs, key=lambda b: engine_runs[b][0])
     best_hf = max(hf_runs, key=lambda b: hf_runs[b][0])
     same = sum(a == b for a, b in zip(engine_runs[best_engine][1], hf_runs[best_hf][1]))
@@ -84,6 +89,7 @@ def compare_engine_hf(model, tokenizer, folder, prompts, batch_sizes, max_new_to
             "tokens_per_s_hf_by_batch": {b: r[0] for b, r in hf_runs.items()},
             "identical_greedy_outputs": same / len(prompts),
             "prompts": len(prompts),
+            "repeats": repeats,
             "max_new_tokens": max_new_tokens,
         },
     }

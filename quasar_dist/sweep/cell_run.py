@@ -13,25 +13,18 @@ that model's cells.
 """
 from __future__ import annotations
 
-import secrets
 import threading
-import time
 
 import pyarrow as pa
 
 from quasar_dist.batch.config import RunConfig
-from quasar_dist.batch.job import peak_rss_mb, summary_line
+from quasar_dist.batch.job import run_planned
 from quasar_dist.batch.ledger import Ledger
-from quasar_dist.batch.output_folder import prepare_output
-from quasar_dist.batch.output_lock import output_lock
 from quasar_dist.batch.progress import ProgressLine
-from quasar_dist.batch.results_store import ResultWriter, read_done_hashes
+from quasar_dist.batch.results_store import ResultWriter
 from quasar_dist.batch.sink import ResultSink, StreamOutcome
-from quasar_dist.batch.task_plan import TaskPlan, plan_tasks
+from quasar_dist.batch.task_plan import TaskPlan
 from quasar_dist.parallel import ReplicaGang, ReplicaPool
-from quasar_dist.report.build import report_from_dir
-from quasar_dist.report.run_log import append_event
-from quasar_dist.util.errors import ResourceError
 
 from .check import DatasetScan
 from .feed import SharedGangStage, task_batches, windows
@@ -43,23 +36,8 @@ BATCHES_PER_REPLICA = 4
 
 def run_cell(cfg: RunConfig, pool: ReplicaPool, dataset: DatasetScan) -> dict:
     """Run (or resume) one cell on `pool`; returns its report (report.json's content)."""
-    started = time.time()
-    with output_lock(cfg.output):
-        prepare_output(cfg)
-        plan = plan_tasks(dataset.task_ids, read_done_hashes(cfg.output))
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-        append_event(cfg.output, run_id, "start", tasks=plan.num_tasks, todo=len(plan.todo),
-                     skipped=plan.num_skipped, mode=cfg.mode, model=cfg.model, tp=cfg.tp,
-                     replicas=cfg.replicas, shared_replicas=True)
-        outcome = stream_cell(cfg, dataset, plan, pool, run_id) if len(plan.todo) else StreamOutcome()
-        append_event(cfg.output, run_id, "end", wall_s=time.time() - started, computed=outcome.computed,
-                     errors=outcome.errors, dropped=outcome.dropped, missing=outcome.missing,
-                     first_result_at=outcome.first_result_at, driver_peak_rss_mb=peak_rss_mb())
-        report = report_from_dir(cfg.output, plots=cfg.plots)
-    print(summary_line(cfg, report, outcome, plan), flush=True)
-    if outcome.missing:
-        raise ResourceError(f"{outcome.missing} task(s) of {cfg.output} never came back; run the same sweep again to finish them")
-    return report
+    return run_planned(cfg, dataset.task_ids, lambda plan, run_id: stream_cell(cfg, dataset, plan, pool, run_id),
+                       rerun="sweep", shared_replicas=True)
 
 
 def stream_cell(cfg: RunConfig, dataset: DatasetScan, plan: TaskPlan, pool: ReplicaPool, run_id: str) -> StreamOutcome:

@@ -11,7 +11,6 @@ when it is deleted; a sweep's gangs outlive every cell.
 """
 from __future__ import annotations
 
-import time
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -22,8 +21,7 @@ from quasar_dist.batch.config import RunConfig
 from quasar_dist.batch.inputs import InputSpec
 from quasar_dist.batch.metrics import StageMetrics
 from quasar_dist.batch.prepare import prepare_tasks
-from quasar_dist.batch.schema import error_row, output_row, output_table
-from quasar_dist.batch.stage import prompt_problem
+from quasar_dist.batch.stage import solve_batch
 from quasar_dist.parallel import ReplicaGang
 
 READ_ROWS = 4096
@@ -81,15 +79,5 @@ class SharedGangStage:
         self.metrics = StageMetrics(mode=cfg.mode, model=cfg.model)
 
     def __call__(self, gang: ReplicaGang, batch: pa.Table) -> pa.Table:
-        tasks = batch.to_pylist()
-        problems = [prompt_problem(t["prompt"]) for t in tasks]
-        runnable = [t["prompt"] for t, problem in zip(tasks, problems) if problem is None]
-        solved = iter(gang.solve(runnable, self.reasoning) if runnable else [])
-        engine_rows = [error_row(problem) if problem else next(solved) for problem in problems]
-        finished_at = time.time()
-        rows = [
-            output_row(t, r, mode=self.mode, model=self.model_label, run_id=self.run_id, finished_at=finished_at)
-            for t, r in zip(tasks, engine_rows)
-        ]
-        self.metrics.record(rows)
-        return output_table(rows)
+        return solve_batch(gang, self.reasoning, batch, mode=self.mode, model_label=self.model_label,
+                           run_id=self.run_id, metrics=self.metrics)
