@@ -20,8 +20,12 @@ def output_lock(output: str | Path) -> Iterator[None]:
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"output {output} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a+") as fh:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / LOCK_FILE, "a+")
+    except OSError as exc:  # read-only or full file system, no permission: one line, not a traceback
+        raise ConfigError(f"output {output} is not writable ({exc.strerror or type(exc).__name__})") from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

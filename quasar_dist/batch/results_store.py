@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quasar_dist.util.errors import InputError
+from quasar_dist.util.errors import InputError, ResourceError
 
 from .ids import id_hashes
 
@@ -62,12 +62,23 @@ def read_done_hashes(output: str | Path) -> np.ndarray:
 
 
 def write_atomically(table: pa.Table, final: Path) -> None:
+    """A full disk or a read-only folder is a one-line ResourceError; the temp file is removed
+    (if it cannot be, the next run deletes it: it is never taken as done)."""
     temp = final.with_name(f".{final.name}.tmp")
-    pq.write_table(table, temp)
-    with open(temp, "rb") as fh:  # the data must be on disk before the name says it is complete
-        os.fsync(fh.fileno())
-    os.replace(temp, final)
-    _fsync_dir(final.parent)
+    try:
+        pq.write_table(table, temp)
+        with open(temp, "rb") as fh:  # the data must be on disk before the name says it is complete
+            os.fsync(fh.fileno())
+        os.replace(temp, final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        try:
+            temp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        why = exc.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ResourceError(f"cannot write results to {final.parent} ({why}); "
+                            "free space or fix permissions, then run the same command again to resume") from None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -51,15 +51,35 @@ def _scan(spec: InputSpec, limit: int | None) -> Iterator[tuple[pa.Array, np.nda
     left = spec.num_rows if limit is None else limit
     column = spec.id_col or spec.prompt_col
     for file in spec.files:
-        for batch in pq.ParquetFile(file).iter_batches(columns=[column], batch_size=SCAN_ROWS):
+        for batch in _batches(file, column):
             if left <= 0:
                 return
             values = batch.column(0)[:left]
-            ids = ids_as_strings(values) if spec.id_col else derived_ids(values)
+            try:
+                ids = ids_as_strings(values) if spec.id_col else derived_ids(values)
+            except (pa.ArrowException, UnicodeDecodeError) as exc:  # e.g. non-UTF-8 bytes
+                raise InputError(f"{file}: id column {column!r} cannot be read as text ({_first_line(exc)})") from None
             if ids.null_count:
                 raise InputError(f"{file}: {ids.null_count} null value(s) in id column {column!r}")
             left -= len(ids)
             yield ids, id_hashes(ids)
+
+
+def _batches(file: str, column: str) -> Iterator[pa.RecordBatch]:
+    """The column's record batches; a corrupt data page (footer intact) is a one-line InputError."""
+    batches = pq.ParquetFile(file).iter_batches(columns=[column], batch_size=SCAN_ROWS)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{file}: corrupt Parquet data in column {column!r} ({_first_line(exc)})") from None
+        yield batch
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _check_unique(hashes: np.ndarray, spec: InputSpec, limit: int | None) -> None:
