@@ -122,7 +122,8 @@ class TemperatureKVCache:
 
     def rollback(self, slot: int, snap: SlotSnapshot) -> None:
         """Drop everything after the snapshot (a rejected step or a probe). Entries before it
-        were not modified since (eviction only happens at boundaries, after snapshots)."""
+        were not modified since: eviction happens only at a boundary, before that boundary's
+        snapshot is taken, so no snapshot ever predates an eviction it would have to undo."""
         self.length[slot] = snap.length
         self.next_pos[slot] = snap.next_pos
         self.ctx_sum[:, slot] = snap.ctx_sum
