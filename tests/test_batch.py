@@ -37,6 +37,7 @@ from quasar_dist.model.registry import SHIPPED
 from quasar_dist.report.build import report_from_dir
 from quasar_dist.report.run_log import append_event
 from quasar_dist.util.typed_config import ConfigError
+from process_groups import kill_group
 
 REPO = Path(__file__).resolve().parent.parent
 QUASAR = str(REPO / ".venv" / "bin" / "quasar") if (REPO / ".venv" / "bin" / "quasar").exists() else "quasar"
@@ -255,7 +256,7 @@ def test_run_killed_mid_way_then_resumed_writes_every_id_exactly_once(ray_local,
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
     killed = read_results(out).num_rows
     assert 0 < killed < num_tasks, (tmp_path / "killed.log").read_text()
     (out / "results" / ".part-torn-00000.parquet.tmp").write_bytes(b"PAR1")  # as if killed mid-write
@@ -274,29 +275,3 @@ def test_run_killed_mid_way_then_resumed_writes_every_id_exactly_once(ray_local,
     report = json.loads((out / "report.json").read_text())
     assert (report["skipped_resumed"], report["computed_last_run"], report["tasks"]) == (num_tasks, 0, num_tasks)
     assert sorted(p.name for p in (out / "results").iterdir()) == files
-
-
-def _kill_group(pgid: int) -> None:
-    """Whatever the killed driver left in its process group (it was started in its own session;
-    Ray's processes die with their driver anyway), and wait until none is left alive."""
-    deadline = time.monotonic() + 30
-    while _live_members(pgid):
-        assert time.monotonic() < deadline, f"processes of the killed run survived: {_live_members(pgid)}"
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-
-
-def _live_members(pgid: int) -> list[int]:
-    """Pids in process group `pgid` that are not zombies (from /proc/<pid>/stat)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids

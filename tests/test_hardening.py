@@ -31,6 +31,7 @@ from click.testing import CliRunner
 from quasar_dist.batch.stage import ReasonStage
 from quasar_dist.cli import main
 from quasar_dist.data.tasks import make_tasks, write_tasks
+from process_groups import kill_group
 
 REPO = Path(__file__).resolve().parent.parent
 QUASAR = str(REPO / ".venv" / "bin" / "quasar") if (REPO / ".venv" / "bin" / "quasar").exists() else "quasar"
@@ -297,29 +298,6 @@ def test_whole_replica_killed_mid_run_every_id_once(ray_local, tmp_path, victim)
     print(f"\n{victim}: killed pids {killed}; first run exit {code}")
 
 
-def _kill_group(pgid: int) -> None:
-    deadline = time.monotonic() + 30
-    while _live_members(pgid):
-        assert time.monotonic() < deadline, f"processes of the killed run survived: {_live_members(pgid)}"
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-
-
-def _live_members(pgid: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
-
-
 @pytest.mark.slow
 def test_driver_sigkilled_at_three_points_then_resumed_every_id_once(ray_local, tmp_path):
     n = 24
@@ -344,7 +322,7 @@ def test_driver_sigkilled_at_three_points_then_resumed_every_id_once(ray_local, 
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
         finally:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
         ids = result_ids(out)
         assert len(ids) == len(set(ids)), name  # never a duplicate, even killed
         seen.append(ids)

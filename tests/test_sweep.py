@@ -24,6 +24,7 @@ from quasar_dist.sweep.cells import expand_cells
 from quasar_dist.sweep.config import load_sweep_config
 from quasar_dist.sweep.plots import pareto_front
 from quasar_dist.sweep.table import COLUMNS, append_row, read_rows
+from process_groups import kill_group
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
@@ -139,7 +140,7 @@ def test_sweep_killed_after_its_first_cell_resumes_without_recomputing_it(ray_lo
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
     killed = read_rows(out)
     log = (tmp_path / "killed.log").read_text()
     # the second model's cells are still to do (it has to load first): the rerun shows the sharing
@@ -190,27 +191,3 @@ def rank_workers_created() -> int:
     from ray._private.state import actors  # the GCS actor table (no dashboard needed)
 
     return sum(1 for a in actors().values() if a["ActorClassName"] == "RankWorker")
-
-
-def _kill_group(pgid: int) -> None:
-    """Whatever the killed driver left in its process group (its local Ray instance), until none is alive."""
-    deadline = time.monotonic() + 30
-    while _live_members(pgid):
-        assert time.monotonic() < deadline, f"processes of the killed sweep survived: {_live_members(pgid)}"
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-
-
-def _live_members(pgid: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
