@@ -7,6 +7,7 @@ from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 
 from quasar_dist.engine import Engine, Event, SamplingParams, Sequence, StopRule, flops_for, generate
 from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer
+from quasar_dist.parallel.toy_model import randomise_ttm
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -54,13 +55,9 @@ def random_model(guidance="bias", seed=0) -> QuasarForCausalLM:
     strong enough that outputs depend on context, and newlines frequent enough to make steps."""
     torch.manual_seed(seed)
     model = QuasarForCausalLM(tiny_config(), guidance=guidance)
-    g = torch.Generator().manual_seed(seed + 3)
+    randomise_ttm(model, seed + 3)
     with torch.no_grad():
         for layer in model.model.layers:
-            layer.ttm.A.normal_(0, 0.5, generator=g)
-            layer.ttm.B.normal_(0, 0.5, generator=g)
-            layer.ttm.w.normal_(0, 1.0, generator=g)
-            layer.ttm.b.fill_(0.3)
             layer.self_attn.o_proj.weight.mul_(4)
             layer.mlp.down_proj.weight.mul_(4)
         model.lm_head.weight[NL] *= 1.5

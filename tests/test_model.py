@@ -9,6 +9,7 @@ import torch
 from quasar_dist import load_model
 from quasar_dist.model import ModelLoadError, save_pretrained
 from quasar_dist.model.attention import guided_attention
+from quasar_dist.parallel.toy_model import randomise_ttm
 
 from hf_reference import make_hf_checkpoint
 
@@ -43,13 +44,7 @@ def test_matches_transformers(hf_pair, mode):
 def _trained_like_model(folder, mode, seed=3):
     """A model whose TTM is far from identity, so guidance really acts."""
     model = load_model(folder, guidance=mode)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.ttm.A.normal_(0, 0.5, generator=g)
-            layer.ttm.B.normal_(0, 0.5, generator=g)
-            layer.ttm.w.normal_(0, 1.0, generator=g)
-            layer.ttm.b.fill_(0.3)
+    randomise_ttm(model, seed)
     return model
 
 
