@@ -15,16 +15,7 @@ from quasar_dist.reasoning import Reasoner, ReasoningConfig, solve_prompts
 from quasar_dist.reasoning.signals import keep_mask, max_temperature_change, step_heat
 from quasar_dist.util.typed_config import ConfigError, from_dict, load_config
 
-from test_engine import PROMPTS, WORDS, make_tokenizer, random_model, tiny_config
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from test_engine import PROMPTS, WORDS, make_tokenizer, one_thread, random_model, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 
 
 W = {w: i for i, w in enumerate(WORDS)}

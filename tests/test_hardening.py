@@ -26,12 +26,11 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 import yaml
-from click.testing import CliRunner
 
 from quasar_dist.batch.stage import ReasonStage
-from quasar_dist.cli import main
 from quasar_dist.data.tasks import make_tasks, write_tasks
 from process_groups import kill_group
+from test_batch import quasar_run
 
 REPO = Path(__file__).resolve().parent.parent
 QUASAR = str(REPO / ".venv" / "bin" / "quasar") if (REPO / ".venv" / "bin" / "quasar").exists() else "quasar"
@@ -45,13 +44,6 @@ def ray_local():
     ray.init(num_cpus=6, include_dashboard=False)  # over-subscribed on 2 cores: fine for tests
     yield
     ray.shutdown()
-
-
-def quasar_run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["run", *args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def tasks_file(path: Path, n: int, seed: int = 0) -> Path:
@@ -93,6 +85,19 @@ def in_background(fn) -> tuple[threading.Thread, list]:
     t = threading.Thread(target=body, daemon=True)
     t.start()
     return t, errors
+
+def assert_stopped_with_one_line(thread, errors, code, output: str, out: Path, cause: str) -> list[str]:
+    """A write failure mid-run: exit 1 with one `quasar: error:` line naming `cause`, and the
+    result files written before it hold some of the 24 ids, each once. Returns those ids."""
+    thread.join()
+    assert not errors, errors
+    assert code == 1, output
+    ours = [line for line in output.splitlines() if line.startswith("quasar: error: ")]
+    assert len(ours) == 1 and "cannot write results" in ours[0] and cause in ours[0], output
+    done = result_ids(out)
+    assert 0 < len(done) < 24 and len(done) == len(set(done))
+    return done
+
 
 
 def alive_actor_pids(class_part: str) -> list[int]:
@@ -176,13 +181,7 @@ def test_disk_full_mid_run_is_one_line_and_resumes_without_half_written_files(ra
 
     thread, errors = in_background(fill_disk)
     code, output = quasar_run(*args)
-    thread.join()
-    assert not errors, errors
-    assert code == 1, output
-    ours = [line for line in output.splitlines() if line.startswith("quasar: error: ")]
-    assert len(ours) == 1 and "cannot write results" in ours[0] and "No space left on device" in ours[0], output
-    done = result_ids(out)
-    assert 0 < len(done) < 24 and len(done) == len(set(done))
+    done = assert_stopped_with_one_line(thread, errors, code, output, out, "No space left on device")
     assert not list((out / "results").glob(".*.tmp"))  # no half-written file left to be taken as done
 
     filler.unlink()
@@ -214,13 +213,7 @@ def test_results_folder_made_read_only_mid_run_is_one_line_then_resumable(ray_lo
 
     thread, errors = in_background(make_read_only)
     code, output = quasar_run(*args)
-    thread.join()
-    assert not errors, errors
-    assert code == 1, output
-    ours = [line for line in output.splitlines() if line.startswith("quasar: error: ")]
-    assert len(ours) == 1 and "cannot write results" in ours[0] and "Read-only file system" in ours[0], output
-    done = result_ids(out)
-    assert 0 < len(done) < 24 and len(done) == len(set(done))
+    assert_stopped_with_one_line(thread, errors, code, output, out, "Read-only file system")
 
     sh("mount", "-o", "remount,bind,rw", str(results))  # permissions restored
     code, output = quasar_run(*args)
