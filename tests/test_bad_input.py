@@ -95,9 +95,12 @@ def test_unreadable_or_mistyped_input_is_one_line_before_anything_starts(tmp_pat
     ("parallel: {max_restartz: 1}\n", "parallel.max_restartz"),
     ("output: ../../etc\n", "must not contain '..'"),
     ("output: runs/../../../etc\n", "must not contain '..'"),
-    ("model: ../../etc\n", "config.json"),
+    ("model: {tmp}/empty-folder\n", "config.json"),
+    ("model: {tmp}/no-such-folder\n", "nor a model folder"),
 ])
 def test_bad_config_is_one_line(tmp_path, text, expected):
+    (tmp_path / "empty-folder").mkdir()
+    text = text.replace("{tmp}", str(tmp_path))
     cfg = tmp_path / "run.yaml"
     cfg.write_text(text)
     args = ["--config", str(cfg)] + ([] if "output" in text else ["--output", str(tmp_path / "out")])
