@@ -27,8 +27,10 @@ from quasar_dist.model.decoder import QuasarForCausalLM
 ATOM0, NUM_ATOMS, FILLER, SEP, QUERY = 100, 30, 5, 6, 7
 
 
-def make_batch(gen: torch.Generator, batch: int, pairs: int, gap: int):
-    """ids [B, T] and a bool mask of the positions whose next token is a queried B."""
+def make_batch(gen: torch.Generator, batch: int, pairs: int, gap: int, query_gap: int | None = None):
+    """ids [B, T] and a bool mask of the positions whose next token is a queried B. `gap`
+    fillers stand between A and B in the pairs, `query_gap` (default: gap) in the queries."""
+    query_gap = gap if query_gap is None else query_gap
     seqs, marks = [], []
     for _ in range(batch):
         atoms = torch.randperm(NUM_ATOMS, generator=gen)[: 2 * pairs] + ATOM0
@@ -38,8 +40,8 @@ def make_batch(gen: torch.Generator, batch: int, pairs: int, gap: int):
             seq += [a[i]] + [FILLER] * gap + [b[i], SEP]
         mark = [False] * len(seq)
         for i in torch.randperm(pairs, generator=gen).tolist():
-            seq += [QUERY, a[i]] + [FILLER] * gap
-            mark += [False] * (gap + 1) + [True]
+            seq += [QUERY, a[i]] + [FILLER] * query_gap
+            mark += [False] * (query_gap + 1) + [True]
             seq.append(b[i])
             mark.append(False)
         seqs.append(seq)
@@ -68,6 +70,7 @@ def lookup_loss(model, ids, marks):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gap", type=int, default=1, help="tokens between A and B (0: textbook induction)")
+    ap.add_argument("--query-gap", type=int, default=None, help="fillers between A and B in the queries (default: --gap)")
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -84,15 +87,15 @@ def main() -> None:
     t0 = time.time()
     for step in range(1, args.steps + 1):
         pairs = 2 if step <= args.easy_steps else args.pairs
-        loss, _ = lookup_loss(model, *make_batch(gen, args.batch_size, pairs, args.gap))
+        loss, _ = lookup_loss(model, *make_batch(gen, args.batch_size, pairs, args.gap, args.query_gap))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % args.every == 0:
             with torch.no_grad():
-                val_loss, acc = lookup_loss(model, *make_batch(held, 256, args.pairs, args.gap))
-            print(f"gap={args.gap} lr={args.lr:g} step {step} train_loss {loss.item():.3f} "
+                val_loss, acc = lookup_loss(model, *make_batch(held, 256, args.pairs, args.gap, args.query_gap))
+            print(f"gap={args.gap}/{args.gap if args.query_gap is None else args.query_gap} lr={args.lr:g} step {step} train_loss {loss.item():.3f} "
                   f"val_loss {val_loss.item():.3f} val_acc {acc:.3f} ({time.time() - t0:.0f}s)", flush=True)
 
 
