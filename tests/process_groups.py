@@ -3,8 +3,31 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+from typing import Callable
+
+
+def sigkill_driver_when(cmd: list[str], ready: Callable[[], bool], log: Path, *, timeout_s: float = 240,
+                        cwd: Path | None = None) -> bool:
+    """Start `cmd` in its own session (so its own local Ray instance: RAY_ADDRESS dropped), output
+    to `log`; as soon as `ready()` holds or the driver ended, SIGKILL it and everything in its
+    process group. Returns whether the driver was still running when killed."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready() and proc.poll() is None:
+            assert time.monotonic() < deadline, f"not ready to kill after {timeout_s} s\n{log.read_text()}"
+            time.sleep(0.02)
+        alive = proc.poll() is None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        kill_group(proc.pid)
+    return alive
 
 
 def kill_group(pgid: int, timeout_s: float = 30) -> None:

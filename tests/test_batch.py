@@ -8,8 +8,6 @@ random model folder (same format, same code path).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ from quasar_dist.model.registry import SHIPPED
 from quasar_dist.report.build import report_from_dir
 from quasar_dist.report.run_log import append_event
 from quasar_dist.util.typed_config import ConfigError
-from process_groups import kill_group
+from process_groups import sigkill_driver_when
 
 REPO = Path(__file__).resolve().parent.parent
 QUASAR = str(REPO / ".venv" / "bin" / "quasar") if (REPO / ".venv" / "bin" / "quasar").exists() else "quasar"
@@ -244,19 +242,8 @@ def test_run_killed_mid_way_then_resumed_writes_every_id_exactly_once(ray_local,
     tasks = tasks_file(tmp_path / "tasks.parquet", num_tasks)
     out = tmp_path / "out"
     args = ["--config", str(run_yaml), "--input", str(tasks), "--output", str(out), "--batch-size", "2"]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray instance
-    with open(tmp_path / "killed.log", "w") as log:
-        proc = subprocess.Popen([QUASAR, "run", *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # its own process group: its Ray processes too
-    try:
-        deadline = time.monotonic() + 240
-        while not list((out / "results").glob("part-*.parquet")) and proc.poll() is None:
-            assert time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        kill_group(proc.pid)
+    sigkill_driver_when([QUASAR, "run", *args], lambda: any((out / "results").glob("part-*.parquet")),
+                        tmp_path / "killed.log")
     killed = read_results(out).num_rows
     assert 0 < killed < num_tasks, (tmp_path / "killed.log").read_text()
     (out / "results" / ".part-torn-00000.parquet.tmp").write_bytes(b"PAR1")  # as if killed mid-write

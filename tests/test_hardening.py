@@ -29,7 +29,7 @@ import yaml
 
 from quasar_dist.batch.stage import ReasonStage
 from quasar_dist.data.tasks import make_tasks, write_tasks
-from process_groups import kill_group
+from process_groups import sigkill_driver_when
 from test_batch import quasar_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -297,7 +297,6 @@ def test_driver_sigkilled_at_three_points_then_resumed_every_id_once(ray_local, 
     tasks = tasks_file(tmp_path / "tasks.parquet", n, seed=3)
     out = tmp_path / "out"
     args = ["--config", str(run_yaml(tmp_path / "run.yaml")), "--input", str(tasks), "--output", str(out)]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     points = {
         "right after start": lambda: time.sleep(1.5) or True,
         "mid-stream": lambda: len(result_ids(out)) > len(seen[-1]),
@@ -306,16 +305,8 @@ def test_driver_sigkilled_at_three_points_then_resumed_every_id_once(ray_local, 
     seen: list[list[str]] = [[]]
     for name, ready in points.items():
         log = tmp_path / f"{name.replace(' ', '_')}.log"
-        with open(log, "w") as fh:
-            proc = subprocess.Popen([QUASAR, "run", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
-        try:
-            wait_for(lambda: ready() or proc.poll() is not None, 300, name)
-            assert proc.poll() is None, f"{name}: the run ended before the kill\n{log.read_text()}"
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        finally:
-            kill_group(proc.pid)
+        alive = sigkill_driver_when([QUASAR, "run", *args], ready, log, timeout_s=300)
+        assert alive, f"{name}: the run ended before the kill\n{log.read_text()}"
         ids = result_ids(out)
         assert len(ids) == len(set(ids)), name  # never a duplicate, even killed
         seen.append(ids)

@@ -6,9 +6,6 @@ local Ray instance, where the rank actors it creates are counted (one per model,
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +21,7 @@ from quasar_dist.sweep.cells import expand_cells
 from quasar_dist.sweep.config import load_sweep_config
 from quasar_dist.sweep.plots import pareto_front
 from quasar_dist.sweep.table import COLUMNS, append_row, read_rows
-from process_groups import kill_group
+from process_groups import sigkill_driver_when
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
@@ -128,19 +125,8 @@ def test_sweep_killed_after_its_first_cell_resumes_without_recomputing_it(ray_lo
     config = grid_yaml(tmp_path / "grid.yaml", models)
     cells = expand_cells(load_sweep_config(str(config)))
     out = tmp_path / "sweep"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray instance
-    with open(tmp_path / "killed.log", "w") as log:
-        proc = subprocess.Popen([PYTHON, "jobs/eval_sweep.py", "--config", str(config), "--output", str(out)],
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while table_rows(out) < 1 and proc.poll() is None:
-            assert time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        kill_group(proc.pid)
+    sigkill_driver_when([PYTHON, "jobs/eval_sweep.py", "--config", str(config), "--output", str(out)],
+                        lambda: table_rows(out) >= 1, tmp_path / "killed.log", cwd=REPO)
     killed = read_rows(out)
     log = (tmp_path / "killed.log").read_text()
     # the second model's cells are still to do (it has to load first): the rerun shows the sharing
