@@ -1,5 +1,7 @@
 """Training: a short DeepSpeed run on CPU lowers the loss, saves a loadable model and resumes."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -89,3 +91,12 @@ def test_two_rank_data_parallel_training_on_cpu(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == cfg["max_steps"]
     assert load_model(tmp_path / "run" / "model").has_trained_ttm
+
+
+def test_training_imports_no_ray():
+    """Training needs DeepSpeed, not Ray: a GPU box with torch + DeepSpeed alone can train
+    (benchmarks/gpu_checks.sh ran that way), and `import quasar_dist.parallel` stays lazy."""
+    code = ("import sys, quasar_dist.train.trainer, quasar_dist.train.heldout; "
+            "assert 'ray' not in sys.modules, 'ray imported'; "
+            "from quasar_dist.parallel import ReplicaPool, RANK_METHODS; assert 'ray' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

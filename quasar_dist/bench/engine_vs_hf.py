@@ -35,8 +35,8 @@ def hf_tokens_per_s(hf_model, pad_id: int, eos_ids: list[int], prompt_ids, batch
     total, outputs, wall = 0, [], 0.0
     for chunk in _chunks(prompt_ids, batch_size):
         width = max(len(p) for p in chunk)
-        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in chunk])  # left padding
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
+        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in chunk], device=hf_model.device)  # left padding
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=hf_model.device)
         start = time.perf_counter()
         out = hf_model.generate(
             input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,

@@ -14,12 +14,12 @@ def save_training_state(folder: Path, model, optimizer, step: int, history: list
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "tmp"
     tmp.mkdir(exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight" or not model.config.tie_word_embeddings}, str(tmp / "model.safetensors"))
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k != "lm_head.weight" or not model.config.tie_word_embeddings}, str(tmp / "model.safetensors"))
     state = optimizer.state_dict()
     tensors = {}
     for idx, entry in state["state"].items():
         for key, value in entry.items():
-            tensors[f"{idx}.{key}"] = torch.as_tensor(value).detach().contiguous()
+            tensors[f"{idx}.{key}"] = torch.as_tensor(value).detach().contiguous().cpu()
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in state["param_groups"]]
     (tmp / "state.json").write_text(json.dumps({"step": step, "param_groups": groups, "history": history}))

@@ -16,7 +16,7 @@ def visible_temperature_mask(segment_ids: torch.Tensor, ids: torch.Tensor, pad_i
     """[B, S, T]: key j's temperature under step s's context is used iff seg(j) <= s (the key
     is visible to that step's queries) and step s exists in that row."""
     num_segments = int(segment_ids.max()) + 1
-    s = torch.arange(num_segments)[None, :, None]
+    s = torch.arange(num_segments, device=segment_ids.device)[None, :, None]
     real = ids != pad_id
     last = torch.where(real, segment_ids, torch.zeros_like(segment_ids)).max(1).values  # [B]
     return (segment_ids[:, None, :] <= s) & real[:, None, :] & (s <= last[:, None, None])

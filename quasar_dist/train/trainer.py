@@ -128,7 +128,7 @@ def train(cfg: TrainConfig) -> Path:
             cursor = 0
         batch = [encoded[i] for i in order[cursor : cursor + cfg.batch_size]]
         cursor += cfg.batch_size
-        ids, seg, loss_mask = collate(batch, newline_id)
+        ids, seg, loss_mask = (t.to(engine.device) for t in collate(batch, newline_id))
         model.guidance = "off" if rng.random() < cfg.guidance_off_fraction else cfg.guidance
         logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
         lm = task_loss(logits, ids, loss_mask)
