@@ -111,14 +111,17 @@ def test_about_half_of_arith_has_distractors(train_sets):
     assert 0.4 < share < 0.6
 
 
-# --- logic: forward chaining on the parsed prompt ----------------------------------------------
+# --- logic: forward chaining on the parsed prompt, then the backward solution is re-walked ------
 
 def parse_logic(prompt: str):
-    m = re.fullmatch(r"Facts: (.+?) Rules: (.+?) Question: is (\w+) true\?", prompt)
+    m = re.fullmatch(r"Facts: (.+?) Rules \(each pair: the first holds if the second holds\): (.+?) "
+                     r"Question: does (\w+) hold\?", prompt)
     assert m, prompt
-    facts = set(re.findall(r"(\w+)\. ?", m[1]))
-    rules = re.findall(r"if (\w+) then (\w+)\.", m[2])
-    return facts, rules, m[3]
+    facts = re.findall(r"(\w+) true\.", m[1])
+    assert m[1] == " ".join(f"{f} true." for f in facts), m[1]
+    rules = [(body, head) for head, body in re.findall(r"(\w+) (\w+)\.", m[2])]  # (premise, conclusion)
+    assert m[2] == " ".join(f"{c} {p}." for p, c in rules), m[2]
+    return set(facts), rules, m[3]
 
 
 def check_logic(task: dict) -> tuple[int, str]:
@@ -132,14 +135,17 @@ def check_logic(task: dict) -> tuple[int, str]:
     expected = "yes" if query in closure else "no"
     assert task["answer"] == expected, task["prompt"]
     *steps, last = task["solution"].split("\n")
-    known = set(facts)
-    for line in steps:
-        premise, conclusion = line.split(" so ")
-        assert premise in known and (premise, conclusion) in rules and conclusion not in known, line
-        known.add(conclusion)
-    assert known == closure, "solution must run forward chaining to its end"
-    assert last == f"#### {expected}"
-    return len(steps), expected
+    bodies = {c: p for p, c in rules} | {f: "true" for f in facts}
+    assert len(bodies) == len(rules) + len(facts), "each proposition has at most one pair"
+    goal = query
+    for i, line in enumerate(steps):
+        word, head, body = line.split(" ")
+        assert (word, head) == ("need", goal), line
+        assert body == bodies.get(head, "none"), line
+        assert (body in ("true", "none")) == (i == len(steps) - 1), "the chain ends exactly at its root"
+        goal = body
+    assert last == f"#### {expected}" and (goal == "true") == (expected == "yes")
+    return len(steps) - 1, expected
 
 
 def test_logic_answers_follow_and_are_balanced(train_sets, test_sets):

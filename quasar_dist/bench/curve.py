@@ -8,8 +8,9 @@ from quasar_dist.reasoning.config import ReasoningConfig
 
 from .workload import run_reasoning
 
-SETTINGS = [  # (label, overrides of the default GSoT config: trial probes and eviction off)
+SETTINGS = [  # (label, overrides of the default GSoT config: trial probes, convergence test and eviction off)
     ("default", {}),
+    ("converge eps=1e-3", {"epsilon": 1e-3}),
     ("probe>=0.99", {"answer_confidence": 0.99}),
     ("probe>=0.9", {"answer_confidence": 0.9}),
     ("evict<0.788", {"evict_below": 0.788}),
