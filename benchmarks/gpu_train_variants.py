@@ -49,9 +49,9 @@ def main() -> None:
     procs = {}
     for name in names:
         config = write_config(name, VARIANTS[name], work, args.minutes)
-        log = open(work / f"{name}.log", "w")
-        procs[name] = subprocess.Popen([sys.executable, "-m", "quasar_dist.cli", "train", str(config)],
-                                       stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=os.environ.copy())
+        with open(work / f"{name}.log", "w") as log:  # the child keeps its own copy of the handle
+            procs[name] = subprocess.Popen([sys.executable, "-m", "quasar_dist.cli", "train", str(config)],
+                                           stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=os.environ.copy())
     t0 = time.time()
     results = {}
     for name, proc in procs.items():
