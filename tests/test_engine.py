@@ -9,6 +9,8 @@ from quasar_dist.engine import Engine, Event, SamplingParams, Sequence, StopRule
 from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer
 from quasar_dist.parallel.toy_model import randomise_ttm
 
+from tolerance import model_bound
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -238,10 +240,11 @@ def test_temperature_refresh_equals_full_recompute(model, tokenizer):
             _, temps = model(torch.tensor([fed + [NL]]), segment_ids=torch.tensor([seg]), return_temperatures=True)
         n, s = len(fed), seq.num_steps + 1
         for layer, log_tau in enumerate(temps):
-            assert (cache.log_tau[layer, seq.slot, :n] - log_tau[0, s, :n]).abs().max() < 1e-5
+            assert (cache.log_tau[layer, seq.slot, :n] - log_tau[0, s, :n]).abs().max() <= model_bound(model, log_tau)
         positions, tau = engine.temperatures(seq)
         assert torch.equal(positions, torch.arange(n))
-        assert (tau - torch.stack([t[0, s, :n] for t in temps]).exp().mean(0)).abs().max() < 1e-5
+        expected = torch.stack([t[0, s, :n] for t in temps]).exp().mean(0)
+        assert (tau - expected).abs().max() <= model_bound(model, expected)
         checked += 1
         engine.resume(seq)
         while seq.event is None:

@@ -20,6 +20,8 @@ from quasar_dist.model import resolve_model_path
 from quasar_dist.util.errors import ResourceError
 from quasar_dist.util.typed_config import ConfigError
 
+from tolerance import model_bound, rounding_bound
+
 # The shipped model (4 query heads, 2 kv heads: both divide by tp=2) on 20 shipped sample tasks.
 PROMPTS = [t["prompt"] for t in read_tasks(resolve_model_path("tiny").parent / "sample_tasks.parquet")[:20]]
 # Actors below are defined in this test module, which Ray workers cannot import: ship it by value.
@@ -63,8 +65,9 @@ def test_tp2_logits_match_tp1_full_and_identical_on_every_rank(gang1, gang2, mod
     rank0, rank1 = gang2.call("logits", ids, all_ranks=True)
     assert rank0.shape == expected.shape  # full vocabulary: lm_head is all-reduced, not split
     assert torch.equal(rank0, rank1)
-    assert (tp1 - expected).abs().max() < 1e-5
-    assert (rank0 - tp1).abs().max() < 1e-4
+    bound = model_bound(local, expected)  # tp=2 sums each row's halves in another order: rounding only
+    assert (tp1 - expected).abs().max() <= bound
+    assert (rank0 - tp1).abs().max() <= bound
 
 
 def test_tp2_greedy_matches_tp1_token_for_token(gang1, gang2):
@@ -103,6 +106,10 @@ SHORT = {"max_new_tokens": 24, "max_steps": 4}  # gsot, greedy (temperature 0), 
 LONG = {"max_new_tokens": 64, "max_steps": 8}  # seconds at tp=2: long enough to kill a rank mid-call
 
 
+# heats lie in (0, tau_max = 2) and pass through the shipped model's 4 layers (width 384)
+HEAT_BOUND = rounding_bound(torch.float32, magnitude=2.0, depth=5, width=384)
+
+
 def _same_rows(rows_a: list[dict], rows_b: list[dict]) -> bool:
     """Error-free and token-for-token the same; latency differs, heats only by float noise."""
     def key(row):
@@ -113,7 +120,7 @@ def _same_rows(rows_a: list[dict], rows_b: list[dict]) -> bool:
     if [key(r) for r in rows_a] != [key(r) for r in rows_b]:
         return False
     heats = [(a, b) for ra, rb in zip(rows_a, rows_b) for a, b in zip(ra["step_temperature"], rb["step_temperature"])]
-    return all(abs(a - b) < 1e-4 for a, b in heats)
+    return all(abs(a - b) <= HEAT_BOUND for a, b in heats)
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,9 @@ def test_shipped_model_answers_sample_tasks_correctly(runs):
 def test_golden_answers(runs, mode):
     golden = json.loads(GOLDEN.read_text())
     assert runs["task_ids"] == golden["task_ids"]
+    # Greedy decoding is an argmax: where two tokens' logits are within float32 rounding of each
+    # other, another CPU's BLAS (another reduction order) may pick the other one. That is
+    # legitimate, so one answer of the sample may differ; more would be a real change.
     mismatches = sum(a != b for a, b in zip(runs[mode]["answers"], golden[mode]["answers"]))
     assert mismatches <= 1, (mode, runs[mode]["answers"], golden[mode]["answers"])
     assert abs(runs[mode]["accuracy"] - golden[mode]["accuracy"]) <= 1 / len(golden["task_ids"]) + 1e-9

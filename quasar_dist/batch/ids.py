@@ -10,7 +10,8 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from .column_types import to_strings
 
 DERIVED_PREFIX = "p-"
 NULL_PROMPT_KEY = "\x00null-prompt"  # cannot collide with a real prompt's text
@@ -22,12 +23,8 @@ def derive_id(prompt: str | None) -> str:
 
 
 def ids_as_strings(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Ids of any integer or string type as strings (1 -> "1"); nulls stay null."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if pa.types.is_string(column.type):
-        return column
-    return pc.cast(column, pa.string())
+    """Ids of any integer or text type (see column_types) as strings (1 -> "1"); nulls stay null."""
+    return to_strings(column)
 
 
 def derived_ids(prompts: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 
 from quasar_dist.util.errors import InputError
 
+from .column_types import is_id, is_scalar, is_text
+
 SHIPPED_TASKS = Path(__file__).resolve().parent.parent / "assets" / "sample_tasks.parquet"
 GLOB_CHARS = "*?["
-STRING_TYPES = (pa.string(), pa.large_string(), pa.null())
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ def inspect_inputs(path: str | None, *, prompt_col: str, id_col: str, answer_col
     for f, (schema, _) in schemas.items():
         if prompt_col not in schema.names:
             raise InputError(f"{f}: no prompt column {prompt_col!r} (columns: {', '.join(schema.names) or 'none'})")
-        if schema.field(prompt_col).type not in STRING_TYPES:
+        if not is_text(schema.field(prompt_col).type):
             raise InputError(f"{f}: prompt column {prompt_col!r} must hold strings, not {schema.field(prompt_col).type}")
     spec = InputSpec(
         files=files,
@@ -102,21 +103,13 @@ def inspect_inputs(path: str | None, *, prompt_col: str, id_col: str, answer_col
         kind_col=_optional_column(schemas, kind_col),
         file_rows=[schemas[f][1] for f in files],
     )
-    for name, ok, wanted in ((spec.id_col, _id_type, "strings or integers"),
-                             (spec.answer_col, _scalar_type, "strings, numbers or booleans"),
-                             (spec.kind_col, _scalar_type, "strings, numbers or booleans")):
+    for name, ok, wanted in ((spec.id_col, is_id, "strings or integers"),
+                             (spec.answer_col, is_scalar, "strings, numbers or booleans"),
+                             (spec.kind_col, is_scalar, "strings, numbers or booleans")):
         for f, (schema, _) in schemas.items() if name else ():
             if not ok(schema.field(name).type):  # would fail deep inside the stream otherwise
                 raise InputError(f"{f}: column {name!r} must hold {wanted}, not {schema.field(name).type}")
     return spec
-
-
-def _id_type(t: pa.DataType) -> bool:
-    return t in STRING_TYPES or pa.types.is_integer(t)
-
-
-def _scalar_type(t: pa.DataType) -> bool:
-    return _id_type(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
 
 
 def _optional_column(schemas: dict[str, tuple[pa.Schema, int]], name: str) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import pyarrow as pa
 import ray
 
 from .config import RunConfig
@@ -35,9 +36,13 @@ def configure_ray_data(show_progress_bars: bool = False) -> None:
 
 
 def build_dataset(cfg: RunConfig, spec: InputSpec, todo_ref, *, run_id: str) -> ray.data.Dataset:
+    # Every column is read as plain strings: files may encode text differently (dictionary,
+    # large_string, string_view; column_types.py), and Ray Data refuses to merge such schemas.
+    read_schema = pa.schema([(name, pa.string()) for name in spec.columns])
     tasks = ray.data.read_parquet(
         spec.files_for(cfg.limit), file_extensions=None,  # inputs.py chose the files
-    ).select_columns(spec.columns).map_batches(  # projection is pushed down into the read
+        columns=spec.columns, schema=read_schema,  # projection is pushed down into the read
+    ).map_batches(
         prepare_tasks,
         batch_format="pyarrow",
         batch_size=None,  # whole blocks: the filter is cheap per row

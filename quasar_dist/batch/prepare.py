@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 
+from .column_types import to_strings
 from .ids import contains, derived_ids, id_hashes, ids_as_strings
 
 TASK_SCHEMA = pa.schema([
@@ -18,11 +18,10 @@ TASK_SCHEMA = pa.schema([
 
 
 def as_strings(batch: pa.Table, column: str | None) -> pa.Array:
-    """A column cast to strings (answers may be ints); all nulls when the input has no such column."""
+    """A column as plain strings (answers may be ints, prompts dictionary-encoded); all nulls when the input has no such column."""
     if column is None:
         return pa.nulls(batch.num_rows, pa.string())
-    values = batch.column(column).combine_chunks()
-    return values if values.type == pa.string() else pc.cast(values, pa.string())
+    return to_strings(batch.column(column))
 
 
 def prepare_tasks(batch: pa.Table, *, prompt_col: str, id_col: str | None, answer_col: str | None,

@@ -21,6 +21,11 @@ from .rope import RotaryEmbedding
 from .ttm import TokenTemperature
 
 
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """At least float32 for reductions (norms, context sums); float64 is kept as it is."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -28,7 +33,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
+        xf = x.to(_compute_dtype(x.dtype))  # half types normalise in float32, float64 stays float64
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * xf.to(x.dtype)
 
@@ -51,8 +56,9 @@ def segment_log_tau(ttm: TokenTemperature, hn: torch.Tensor, segment_ids: torch.
     if segment_ids is None:
         return ttm.log_temperature(ah, torch.zeros_like(ah[:, :1])).unsqueeze(1)  # c_0 = 0
     num_segments = int(segment_ids.max()) + 1
-    onehot = F.one_hot(segment_ids, num_segments).to(torch.float32)  # [B, T, S]
-    seg_sum = onehot.transpose(1, 2) @ hn.float()  # [B, S, d]
+    acc = _compute_dtype(hn.dtype)
+    onehot = F.one_hot(segment_ids, num_segments).to(acc)  # [B, T, S]
+    seg_sum = onehot.transpose(1, 2) @ hn.to(acc)  # [B, S, d]
     seg_count = onehot.sum(1)  # [B, S]
     ctx_sum = seg_sum.cumsum(1) - seg_sum  # exclusive prefix: segments < s
     ctx_count = seg_count.cumsum(1) - seg_count
