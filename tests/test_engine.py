@@ -166,7 +166,9 @@ def run_tokens(engine, seq, n):
 
 def slot_state(cache, slot):
     n = int(cache.length[slot])
-    state = {name: getattr(cache, name)[:, slot, :n].clone() for name in ("k", "v", "ah", "log_tau")}
+    state = {name: getattr(cache, name)[:, slot, :, :n].clone() for name in ("k", "v")}  # [L, Hkv, n, D]
+    state.update({name: getattr(cache, name)[:, slot, :n].clone() for name in ("ah", "log_tau")})
+    state["dead"] = torch.isinf(cache.log_tau[:, slot, n:]).all()
     state.update({name: getattr(cache, name)[:, slot].clone() for name in ("bc", "ctx_sum", "pend_sum")})
     state.update(positions=cache.positions[slot, :n].clone(), length=cache.length[slot].clone(),
                  next_pos=cache.next_pos[slot].clone(), ctx_count=cache.ctx_count[slot].clone(),
@@ -209,7 +211,9 @@ def test_eviction_drops_compute_and_evicting_nothing_changes_nothing(model, toke
             keep = torch.arange(n) % 2 == 0
             assert engine.evict(seq, keep) == n - int(keep.sum())
             cache = engine.runner.cache  # poison what is left behind: it must never be read
-            for buf in (cache.k, cache.v, cache.ah, cache.log_tau):
+            for buf in (cache.k, cache.v):  # [L, slots, Hkv, max_len, D]
+                buf[:, 0, :, seq.num_cached:] = float("nan")
+            for buf in (cache.ah, cache.log_tau):
                 buf[:, 0, seq.num_cached:] = float("nan")
         snap = engine.runner.snapshot(0)  # peek at the next logits, then undo the write
         logits = engine.runner.forward([0], [[WORDS.index("so")]])
@@ -266,14 +270,32 @@ def test_sampling_is_seeded_and_independent_of_batch(model, tokenizer):
     assert different.output_ids != alone.output_ids != greedy.output_ids
 
 
-def test_top_p_keeps_the_nucleus():
-    from quasar_dist.engine.sampler import sample_token
+def test_top_p_keeps_the_nucleus_and_draws_follow_the_distribution():
+    from quasar_dist.engine.sampler import choose
 
-    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
-    g = torch.Generator().manual_seed(0)
-    drawn = {sample_token(logits, 1.0, 0.7, g) for _ in range(200)}
-    assert drawn == {0, 1}
-    assert sample_token(logits, 0.0, 0.1, g) == 0
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    n = 4000  # one batch: row i is draw i of one sequence
+    logits = probs.log().expand(n, 4)
+    drawn = choose(logits, temperatures=[1.0] * n, top_ps=[0.7] * n, seeds=[3] * n, draws=list(range(n))).tokens
+    assert set(drawn.tolist()) == {0, 1}
+    share = (drawn == 0).float().mean().item()  # 0.5 / 0.8 of the nucleus; 4000 draws: sd 0.008
+    assert abs(share - 0.625) < 0.04
+    full = choose(logits, temperatures=[1.0] * n, top_ps=[1.0] * n, seeds=[3] * n, draws=list(range(n))).tokens
+    counts = torch.bincount(full, minlength=4).float() / n
+    assert (counts - probs).abs().max() < 0.04
+    greedy = choose(logits[:2], temperatures=[0.0, 1.0], top_ps=[0.1, 0.1], seeds=[3, 3], draws=[0, 0]).tokens
+    assert greedy.tolist() == [0, 0]  # temperature 0 is the argmax; top_p 0.1 keeps only it
+
+
+def test_draws_do_not_depend_on_the_batch():
+    from quasar_dist.engine.sampler import choose
+
+    logits = torch.randn(5, 50, generator=torch.Generator().manual_seed(1))
+    args = dict(temperatures=[1.0] * 5, top_ps=[0.9] * 5, seeds=[11, 12, 13, 14, 15], draws=[0, 4, 2, 9, 1])
+    together = choose(logits, **args).tokens
+    for i in range(5):
+        alone = choose(logits[i : i + 1], **{k: v[i : i + 1] for k, v in args.items()}).tokens
+        assert int(alone) == int(together[i])
 
 
 def test_context_limit_stops_generation(model, tokenizer):

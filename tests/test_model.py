@@ -9,6 +9,7 @@ import torch
 from quasar_dist import load_model
 from quasar_dist.model import ModelLoadError, save_pretrained
 from quasar_dist.model.attention import guided_attention
+from quasar_dist.model.cache_batch import CacheBatch
 from quasar_dist.parallel.toy_model import randomise_ttm
 
 from hf_reference import make_hf_checkpoint
@@ -168,13 +169,13 @@ def test_incremental_decode_matches_full_forward(hf_pair, mode):
     with torch.no_grad():
         full = model(ids, segment_ids=seg)
         cache = model.allocate_cache(num_slots=3, max_len=64)
-        slot = torch.tensor([1])
         cache.reset(1)
-        steps = [model.forward_cached(ids[:, : bounds[0]], cache, slot, last_only=False)]
+        append = lambda chunk: model.forward_cached(CacheBatch.append(cache, [1], chunk), cache, last_only=False)
+        steps = [append(ids[:, : bounds[0]])]
         for pos in range(bounds[0], t_total):
             if pos in bounds:
-                model.commit_step(cache, 1)
-            steps.append(model.forward_cached(ids[:, pos : pos + 1], cache, slot, last_only=False))
+                model.commit_steps(cache, torch.tensor([1]), int(cache.length[1]))
+            steps.append(append(ids[:, pos : pos + 1]))
     inc = torch.cat(steps, dim=1)
     assert (inc - full).abs().max() <= model_bound(model, full)
 
@@ -187,9 +188,9 @@ def test_batched_decode_with_different_lengths_matches_single(hf_pair):
         cache = model.allocate_cache(num_slots=2, max_len=32)
         for s, x in ((0, a), (1, b)):
             cache.reset(s)
-            model.forward_cached(x, cache, torch.tensor([s]))
+            model.forward_cached(CacheBatch.append(cache, [s], x), cache)
         nxt = torch.tensor([[5], [6]])
-        batched = model.forward_cached(nxt, cache, torch.tensor([0, 1]))
+        batched = model.forward_cached(CacheBatch.append(cache, [0, 1], nxt), cache)
         solo_a = model(torch.cat([a, nxt[:1]], 1))[:, -1]
         solo_b = model(torch.cat([b, nxt[1:]], 1))[:, -1]
     assert (batched[0] - solo_a[0]).abs().max() <= model_bound(model, solo_a)

@@ -1,25 +1,48 @@
 """The engine: scheduler + runner behind `step()`, and the few sequence operations a reasoning
 loop needs at a step boundary (commit is automatic; checkpoint, rollback, evict, probe, resume).
 
-One `step()` feeds every runnable sequence once, in one batched forward per chunk length: all
-single decoded tokens together (slots of different lengths), and equal-length chunks (forced
-probe prefixes, prompts of one length) together. Each forward is followed by the token decision
-for its sequence: sample the next token, pause at a step boundary, record a probe token, or
-stop. Sequences that need the caller are returned; the caller answers each (resume, probe,
-rollback, release) before the next step.
+One `step()`:
+  1. admit waiting sequences into free slots (one batched reset); with nothing waiting, move
+     sequences from the highest slots into free lower ones, so the decode batch (a slot range)
+     has no holes to compute;
+  2. draw the first token of every sequence resumed with sampling (one batched draw);
+  3. one forward per group (scheduler.py): new prompts together, equal-length forced chunks
+     together, every decoding sequence together; after each forward, on the device and batched:
+     the token choice of every row, and for the rows at a step boundary the commit (context
+     update, temperature refresh, heat, checkpoint);
+  4. one transfer of all those small results to the host;
+  5. per sequence, plain Python: append the token, stop rules, boundary bookkeeping.
+Sequences that need the caller are returned; the caller answers each (resume, probe, rollback,
+release) before the next step. Resuming greedily costs no tensor op: the argmax is known.
 """
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 
-from .runner import ModelRunner
-from .sampler import greedy_token, sample_token
+from .runner import ModelRunner, to_host
+from .sampler import choose
 from .scheduler import Scheduler
 from .sequence import Checkpoint, Event, ProbeResult, ProbeState, Sequence, SequenceStatus
 from .stopping import StopRule
+
+
+@dataclass(slots=True)
+class _Forward:
+    """One group's forward and what was decided for it on the device."""
+
+    group: list[Sequence]
+    row_of: list[int]  # row in the batch of each sequence of the group
+    logits: torch.Tensor
+    tokens: torch.Tensor
+    greedy: torch.Tensor
+    log_prob: torch.Tensor | None
+    committed: list[Sequence]
+    heats: torch.Tensor | None
+    snapshots: list
 
 
 class Engine:
@@ -40,16 +63,20 @@ class Engine:
 
     def step(self) -> list[Sequence]:
         """Admit, feed every runnable sequence once, return the sequences that paused."""
-        for seq in self.scheduler.admit():
-            self.runner.reset(seq.slot)
-            seq.admitted_at = time.perf_counter()
-        groups = self.scheduler.runnable()
-        for group in groups:
-            logits = self.runner.forward([s.slot for s in group], [s.feed for s in group])
-            for seq, row in zip(group, logits):
-                self._after_forward(seq, row)
+        admitted = self.scheduler.admit()
+        if admitted:
+            self.runner.reset([s.slot for s in admitted])
+            now = time.perf_counter()
+            for seq in admitted:
+                seq.admitted_at = now
+        for seq, old_slot in self.scheduler.compact():
+            self.runner.move(old_slot, seq.slot)
+        self.runner.temperatures = any(s.commit_steps for s in self.scheduler.holding.values())
+        self._draw_resumed()
+        forwards = [self._forward(kind, rows, group) for kind, rows, group in self.scheduler.runnable()]
+        self._decide(forwards)
         events, self._events = self._events, []
-        if not (groups or events) and self.has_work():
+        if not (forwards or events) and self.has_work():
             raise RuntimeError("engine stalled: every slot holds a paused sequence nobody answered")
         return events
 
@@ -57,6 +84,7 @@ class Engine:
         """The caller is done with a paused sequence: free its slot for the next one."""
         self.scheduler.release(seq)
         seq.event = None
+        seq.logits = seq.boundary_checkpoint = None  # let go of device tensors
         seq.finished_at = time.perf_counter()
 
     def abort_all(self) -> None:
@@ -68,39 +96,43 @@ class Engine:
 
     # -- operations at a boundary (the sequence is paused) ----------------------------------
     def resume(self, seq: Sequence, temperature: float | None = None) -> None:
-        """Continue from the boundary: sample the next step's first token. `temperature`
+        """Continue from the boundary with the next step's first token. `temperature`
         overrides the sampling temperature until the next boundary (resampling a step)."""
         self._expect_boundary(seq)
         seq.step_temperature = temperature
-        self._sample_next(seq, seq.logits)
+        if self._temperature(seq) == 0 and seq.greedy_next is not None:
+            self._take(seq, seq.greedy_next)
+        else:  # drawn with the other resumed sequences at the next step
+            seq.needs_draw = True
+            seq.status, seq.event = SequenceStatus.RUNNING, None
 
     def checkpoint(self, seq: Sequence) -> Checkpoint:
-        """The sequence's state at this boundary, for `rollback` (a backtrack target, a probe)."""
+        """The sequence's state at this boundary, for `rollback` (a backtrack target, a probe):
+        the one taken with the boundary's commit, or a new one (after an eviction)."""
         self._expect_boundary(seq)
-        return Checkpoint(
-            cache=self.runner.snapshot(seq.slot),
-            logits=seq.logits,
-            num_output=len(seq.output_ids),
-            num_steps=seq.num_steps,
-            line_start=seq.line_start,
-            num_cached=seq.num_cached,
-            num_positions=seq.num_positions,
-        )
+        if seq.boundary_checkpoint is None:
+            seq.boundary_checkpoint = Checkpoint(
+                cache=self.runner.snapshot(seq.slot), logits=seq.logits, greedy_next=seq.greedy_next,
+                step_start=seq.step_start, num_output=len(seq.output_ids), num_steps=seq.num_steps,
+                line_start=seq.line_start, num_cached=seq.num_cached, num_positions=seq.num_positions,
+            )
+        return seq.boundary_checkpoint
 
     def rollback(self, seq: Sequence, ckpt: Checkpoint) -> None:
         """Back to a checkpoint: cache slot, output and next-token logits exactly as they were.
         Counters are not rolled back: the discarded work was computed."""
         self.runner.rollback(seq.slot, ckpt.cache)
         del seq.output_ids[ckpt.num_output :]
-        seq.logits = ckpt.logits
+        seq.logits, seq.greedy_next, seq.step_start = ckpt.logits, ckpt.greedy_next, ckpt.step_start
         seq.num_steps, seq.line_start = ckpt.num_steps, ckpt.line_start
         seq.num_cached, seq.num_positions = ckpt.num_cached, ckpt.num_positions
-        seq.feed = []
+        seq.boundary_checkpoint = ckpt
+        seq.feed, seq.needs_draw = [], False
         seq.status, seq.event = SequenceStatus.PAUSED, Event.BOUNDARY
 
     def temperatures(self, seq: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions [n], temperature [n], mean over layers) of the live entries, on the CPU."""
-        return self.runner.temperatures(seq.slot)
+        return self.runner.temperatures_of(seq.slot)
 
     def evict(self, seq: Sequence, keep: torch.Tensor) -> int:
         """Drop live entries where keep [n] is False; they are never attended again."""
@@ -108,6 +140,8 @@ class Engine:
         evicted = self.runner.evict(seq.slot, keep)
         seq.num_cached -= evicted
         seq.counters.kv_evicted += evicted
+        if evicted:
+            seq.boundary_checkpoint = None  # the cache changed: the next checkpoint is new
         return evicted
 
     def probe(self, seq: Sequence, forced_ids: list[int], max_tokens: int) -> None:
@@ -122,8 +156,53 @@ class Engine:
         seq.feed = list(forced_ids)
         seq.status, seq.event = SequenceStatus.RUNNING, None
 
-    # -- after each forward -----------------------------------------------------------------
-    def _after_forward(self, seq: Sequence, logits: torch.Tensor) -> None:
+    # -- the forwards of a step ---------------------------------------------------------------
+    def _forward(self, kind: str, rows: list[Sequence | None], group: list[Sequence]) -> _Forward:
+        logits = self.runner.run(
+            kind, [s.slot if s else None for s in rows], [s.feed if s else [] for s in rows],
+            [s.num_cached if s else 0 for s in rows], [s.num_positions if s else 0 for s in rows],
+        )
+        row_of = [i for i, s in enumerate(rows) if s is not None]
+        sampled = [s for s in group if s.probe is None and self._temperature(s) > 0]
+        choice = choose(
+            logits,
+            temperatures=[self._temperature(s) if s else 0.0 for s in rows] if sampled else None,
+            top_ps=[s.sampling.top_p if s else 1.0 for s in rows],
+            seeds=[s.sampling.seed if s else 0 for s in rows],
+            draws=[s.num_draws if s else 0 for s in rows],
+            with_log_prob=any(s.probe is not None for s in group),
+        )
+        committed = [s for s in group if s.commit_steps and self._ends_step(s)]
+        heats, snapshots = None, []
+        if committed:
+            heats, snapshots = self.runner.commit(
+                [s.slot for s in committed], [s.num_cached + len(s.feed) for s in committed],
+                [s.num_positions + len(s.feed) for s in committed], [s.step_start for s in committed],
+            )
+        return _Forward(group, row_of, logits, choice.tokens, choice.greedy, choice.greedy_log_prob, committed, heats, snapshots)
+
+    def _decide(self, forwards: list[_Forward]) -> None:
+        """One transfer for the whole step, then each sequence's decision in plain Python."""
+        device_values = []
+        for f in forwards:
+            device_values += [f.tokens, f.greedy]
+            device_values += [f.log_prob] if f.log_prob is not None else []
+            device_values += [f.heats] if f.heats is not None else []
+        values = iter(to_host(*device_values))
+        for f in forwards:
+            tokens, greedy = next(values), next(values)
+            log_prob = next(values) if f.log_prob is not None else None
+            heats = next(values) if f.heats is not None else []
+            boundary = {id(s): (h, snap) for s, h, snap in zip(f.committed, heats, f.snapshots)}
+            for seq, row in zip(f.group, f.row_of):
+                self._after_forward(seq, int(tokens[row]), int(greedy[row]),
+                                    log_prob[row] if log_prob is not None else 0.0,
+                                    (f.logits, row), boundary.get(id(seq)))
+
+    # -- after each forward, per sequence ----------------------------------------------------
+    def _after_forward(self, seq: Sequence, token: int, greedy: int, log_prob: float,
+                       logits: tuple[torch.Tensor, int], commit) -> None:
+        """logits: (the forward's [B, V], this sequence's row), sliced only at a boundary."""
         fed = seq.feed
         was_prompt = seq.is_prompt_pending
         self._count_forward(seq, len(fed))
@@ -131,36 +210,67 @@ class Engine:
         seq.num_positions += len(fed)
         seq.feed = []
         if seq.probe is not None:
-            self._probe_next(seq, logits)
+            self._probe_next(seq, greedy, log_prob)
         elif was_prompt or fed[-1] in self.stop_rule.newline_ids:
-            self._at_boundary(seq, logits, was_prompt)
+            self._at_boundary(seq, logits[0][logits[1]], greedy, was_prompt, commit)
+            if not seq.pause_at_boundaries:
+                self._take(seq, token)
         else:
-            self._sample_next(seq, logits)
+            self._take(seq, token)
+
+    def _ends_step(self, seq: Sequence) -> bool:
+        """Will this forward bring the sequence to a step boundary (prompt or newline fed)?"""
+        return seq.probe is None and (seq.is_prompt_pending or seq.feed[-1] in self.stop_rule.newline_ids)
 
     def _count_forward(self, seq: Sequence, t: int) -> None:
         # Query i of the chunk (1-based) attends the entries before the chunk plus i of its own.
         before = seq.num_cached
         layers = self.runner.num_layers
         seq.counters.attended_kv += layers * (t * before + t * (t + 1) // 2)
-        seq.counters.temperature_cache_misses += layers * t
+        if self.runner.temperatures or self.runner.model.guidance != "off":
+            seq.counters.temperature_cache_misses += layers * t
 
-    def _at_boundary(self, seq: Sequence, logits: torch.Tensor, was_prompt: bool) -> None:
+    def _at_boundary(self, seq: Sequence, logits: torch.Tensor, greedy: int, was_prompt: bool, commit) -> None:
         if not was_prompt:
             seq.num_steps += 1
-        if seq.commit_steps:  # the next token starts a new segment (the model's segment ids)
-            seq.counters.temperature_cache_hits += self.runner.commit(seq.slot)
-        seq.logits = logits
-        seq.step_temperature = None
+        seq.logits, seq.greedy_next, seq.step_temperature = logits, greedy, None
+        seq.boundary_checkpoint = None
+        if commit is not None:  # the next token starts a new segment (the model's segment ids)
+            heat, snapshot = commit
+            seq.counters.temperature_cache_hits += seq.num_cached * self.runner.num_layers
+            seq.heat = None if was_prompt else heat
+            seq.step_start = seq.num_positions
+            seq.boundary_checkpoint = Checkpoint(
+                cache=snapshot, logits=logits, greedy_next=greedy, step_start=seq.step_start,
+                num_output=len(seq.output_ids), num_steps=seq.num_steps, line_start=seq.line_start,
+                num_cached=seq.num_cached, num_positions=seq.num_positions,
+            )
+        else:
+            seq.step_start = seq.num_positions
         if seq.pause_at_boundaries:
             self._pause(seq, Event.BOUNDARY)
-        else:
-            self._sample_next(seq, logits)
 
-    def _sample_next(self, seq: Sequence, logits: torch.Tensor) -> None:
-        params = seq.sampling
-        temperature = params.temperature if seq.step_temperature is None else seq.step_temperature
-        token = sample_token(logits, temperature, params.top_p, seq.generator)
+    def _draw_resumed(self) -> None:
+        """Sequences resumed with sampling draw their next token together, from kept logits."""
+        waiting = [s for s in self.scheduler.holding.values() if s.needs_draw]
+        if not waiting:
+            return
+        choice = choose(torch.stack([s.logits for s in waiting]),
+                        temperatures=[self._temperature(s) for s in waiting],
+                        top_ps=[s.sampling.top_p for s in waiting], seeds=[s.sampling.seed for s in waiting],
+                        draws=[s.num_draws for s in waiting])
+        (tokens,) = to_host(choice.tokens)
+        for seq, token in zip(waiting, tokens):
+            seq.needs_draw = False
+            self._take(seq, int(token))
+
+    def _temperature(self, seq: Sequence) -> float:
+        return seq.sampling.temperature if seq.step_temperature is None else seq.step_temperature
+
+    def _take(self, seq: Sequence, token: int) -> None:
+        """Append a chosen token: stop, or feed it at the next step."""
         seq.output_ids.append(token)
+        seq.num_draws += 1
         seq.counters.generated_tokens += 1
         reason = self._stop_reason(seq, token)
         if token in self.stop_rule.newline_ids:
@@ -184,11 +294,10 @@ class Engine:
             return "context"
         return None
 
-    def _probe_next(self, seq: Sequence, logits: torch.Tensor) -> None:
+    def _probe_next(self, seq: Sequence, token: int, log_prob: float) -> None:
         probe = seq.probe
-        token, prob = greedy_token(logits)
         seq.counters.probe_tokens += 1
-        probe.log_prob += math.log(max(prob, 1e-45))
+        probe.log_prob += max(log_prob, math.log(1e-45))
         if token in self.stop_rule.newline_ids or token in self.stop_rule.eos_ids:
             self._finish_probe(seq, complete=True)
             return

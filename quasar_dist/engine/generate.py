@@ -12,10 +12,14 @@ def generate(
     sampling: SamplingParams | list[SamplingParams] = SamplingParams(),
     *,
     max_new_tokens: int,
+    commit_steps: bool | None = None,
 ) -> list[Sequence]:
-    """Token ids in, finished sequences out (same order); steps are committed on the way."""
+    """Token ids in, finished sequences out (same order). Steps are committed on the way unless
+    commit_steps is False (default: when the model's guidance reads temperatures)."""
     params = sampling if isinstance(sampling, list) else [sampling] * len(prompts)
-    seqs = [Sequence(i, ids, p, max_new_tokens=max_new_tokens) for i, (ids, p) in enumerate(zip(prompts, params))]
+    commit = engine.runner.model.guidance != "off" if commit_steps is None else commit_steps
+    seqs = [Sequence(i, ids, p, max_new_tokens=max_new_tokens, commit_steps=commit)
+            for i, (ids, p) in enumerate(zip(prompts, params))]
     for seq in seqs:
         engine.add(seq)
     while engine.has_work():

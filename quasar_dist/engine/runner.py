@@ -1,13 +1,15 @@
 """Tensors: the one cache of the engine, and the model forwards that read and write it.
 
 The cache is allocated once (`model.allocate_cache`) and reused by every sequence that ever
-holds a slot. Everything a caller gets back is on the CPU (logits rows, temperatures), so the
-layers above never touch device tensors.
+holds a slot. The engine hands the runner plain Python values (slots, token lists, lengths) and
+gets back device tensors it reads once per step (`to_host`), so a step costs one host
+synchronisation, whatever the batch size.
 """
 from __future__ import annotations
 
 import torch
 
+from quasar_dist.model.cache_batch import CacheBatch
 from quasar_dist.model.kv_cache import SlotSnapshot
 
 
@@ -16,22 +18,55 @@ class ModelRunner:
         self.model = model
         self.cache = model.allocate_cache(num_slots, max_len)
         self.num_layers = model.config.num_layers
-        self.device = self.cache.k.device
+        self.device = self.cache.device
+        self.temperatures = True  # the engine sets it per step (no TTM when nobody needs it)
+
+    @torch.no_grad()
+    def run(self, kind: str, slots: list[int | None], feeds: list[list[int]], starts: list[int],
+            next_pos: list[int]) -> torch.Tensor:
+        """One forward of a group (kind: fresh | range | gather, see cache_batch.py); logits
+        [B, V] of each row's last real token, on the device."""
+        batch = CacheBatch.build(slots=slots, feeds=feeds, starts=starts, next_pos=next_pos, cache=self.cache,
+                                 read=kind, temperatures=self.temperatures or self.model.guidance != "off")
+        return self.model.forward_cached(batch, self.cache)
 
     @torch.no_grad()
     def forward(self, slots: list[int], token_ids: list[list[int]]) -> torch.Tensor:
-        """Append one equal-length chunk per slot (slots may hold different lengths: a prompt,
-        a forced probe prefix, or one decoded token each); next-token logits [B, V] on the CPU."""
-        ids = torch.tensor(token_ids, dtype=torch.long, device=self.device)  # [B, T]
-        slot_index = torch.tensor(slots, dtype=torch.long, device=self.device)
-        return self.model.forward_cached(ids, self.cache, slot_index).float().cpu()
+        """Append one equal-length chunk per slot, whatever they hold; logits [B, V] on the CPU
+        (tests and tools; the engine calls `run`)."""
+        batch = CacheBatch.append(self.cache, slots, torch.tensor(token_ids),
+                                  temperatures=self.temperatures or self.model.guidance != "off")
+        return self.model.forward_cached(batch, self.cache).float().cpu()
 
-    def reset(self, slot: int) -> None:
-        self.cache.reset(slot)
+    @torch.no_grad()
+    def move(self, src: int, dst: int) -> None:
+        """A sequence changes slots (scheduler.compact): its cache rows go with it."""
+        self.cache.move(src, dst)
 
-    def commit(self, slot: int) -> int:
-        """Step boundary: context update + temperature refresh; returns the cache hits."""
-        return self.model.commit_step(self.cache, slot)
+    def reset(self, slots: list[int]) -> None:
+        self.cache.reset(slots)
+
+    @torch.no_grad()
+    def commit(self, slots: list[int], lengths: list[int], next_pos: list[int],
+               step_starts: list[int]) -> tuple[torch.Tensor, list[SlotSnapshot]]:
+        """Step boundary of several slots at once: context update + temperature refresh.
+        Returns each slot's heat [S] on the device (mean temperature, over layers and over the
+        live entries at positions >= its step start: the step just finished) and a snapshot of
+        each slot as it is now (views of a few batched copies, for rollback)."""
+        index = torch.tensor(slots, dtype=torch.long, device=self.device)
+        upto = max(lengths)
+        log_tau = self.model.commit_steps(self.cache, index, upto)  # [L, S, upto], a new tensor
+        tau = log_tau.exp().mean(0)  # dead entries: exp(-inf) = 0
+        start = torch.tensor(step_starts, dtype=torch.long, device=self.device)
+        in_step = (self.cache.positions[index, :upto] >= start.unsqueeze(1)) & torch.isfinite(log_tau[0])
+        heats = (tau * in_step).sum(1) / in_step.sum(1).clamp(min=1)
+        ctx_sum, bc = self.cache.ctx_sum[:, index], self.cache.bc[:, index]  # gathers: copies
+        snapshots = [
+            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum[:, i], ctx_count=float(p), bc=bc[:, i],
+                         log_tau=log_tau[:, i, :n])
+            for i, (n, p) in enumerate(zip(lengths, next_pos))
+        ]  # ctx_count: at a boundary every fed token has joined the context
+        return heats, snapshots
 
     def snapshot(self, slot: int) -> SlotSnapshot:
         return self.cache.snapshot(slot)
@@ -39,7 +74,7 @@ class ModelRunner:
     def rollback(self, slot: int, snap: SlotSnapshot) -> None:
         self.cache.rollback(slot, snap)
 
-    def temperatures(self, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def temperatures_of(self, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions [n], mean-over-layers temperature [n]) of the slot's live entries, CPU."""
         n = int(self.cache.length[slot])
         # copies: on the CPU `.cpu()` returns a view into the cache, which later writes and
@@ -51,3 +86,16 @@ class ModelRunner:
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Drop the live entries where keep [n] is False; returns how many were dropped."""
         return self.cache.evict(slot, keep.to(self.device))
+
+
+def to_host(*tensors: torch.Tensor) -> list[list[float]]:
+    """Several small device tensors to Python lists in one transfer (one synchronisation)."""
+    if not tensors:
+        return []
+    sizes = [t.numel() for t in tensors]
+    flat = torch.cat([t.reshape(-1).double() for t in tensors]).tolist()
+    out, at = [], 0
+    for n in sizes:
+        out.append(flat[at : at + n])
+        at += n
+    return out

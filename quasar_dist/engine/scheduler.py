@@ -33,16 +33,52 @@ class Scheduler:
             admitted.append(seq)
         return admitted
 
-    def runnable(self) -> list[list[Sequence]]:
-        """Sequences with tokens to feed, grouped by how many (each group is one batched
-        forward): all single decoded tokens together, equal-length chunks (forced probe
-        prefixes, prompts) together. Slot order inside a group, smallest chunks first."""
-        groups: dict[int, list[Sequence]] = {}
+    def runnable(self) -> list[tuple[str, list[Sequence | None], list[Sequence]]]:
+        """This step's forwards as (kind, rows, sequences), kinds as in model/cache_batch.py:
+        - fresh: new prompts, right-padded to the longest of their group; grouped by length so
+          padding stays under PAD_SHARE of the tokens and a group's attention stays bounded;
+        - gather: equal-length forced chunks (probe prefixes) of slots that hold entries;
+        - range: every single decoded token, as one batch over the range of their slots (slots
+          in between that feed nothing are filler rows, None: their cache reads are views)."""
+        fresh, chunks, decode = [], {}, []
         for slot in sorted(self.holding):
             seq = self.holding[slot]
-            if seq.status is SequenceStatus.RUNNING and seq.feed:
-                groups.setdefault(len(seq.feed), []).append(seq)
-        return [groups[n] for n in sorted(groups)]
+            if seq.status is not SequenceStatus.RUNNING or not seq.feed:
+                continue
+            if seq.is_prompt_pending:
+                fresh.append(seq)
+            elif len(seq.feed) > 1:
+                chunks.setdefault(len(seq.feed), []).append(seq)
+            else:
+                decode.append(seq)
+        forwards = [("fresh", g, g) for g in prefill_groups(fresh)]
+        forwards += [("gather", chunks[n], chunks[n]) for n in sorted(chunks)]
+        if decode:
+            first = decode[0].slot
+            rows: list[Sequence | None] = [None] * (decode[-1].slot - first + 1)
+            for seq in decode:
+                rows[seq.slot - first] = seq
+            forwards.append(("range", rows, decode))
+        return forwards
+
+    def compact(self) -> list[tuple[Sequence, int]]:
+        """With nothing waiting to fill the holes that finished sequences leave, move the
+        sequences of the highest slots into the lowest free ones. Returns (sequence, its old
+        slot) per move; the runner copies the slot's cache rows (cheap next to computing holes
+        of a decode batch at every step)."""
+        moves = []
+        while not self.waiting and self.free_slots and self.holding:
+            highest = max(self.holding)
+            lowest = self.free_slots[0]
+            if lowest > highest:
+                break
+            heapq.heappop(self.free_slots)
+            seq = self.holding.pop(highest)
+            seq.slot = lowest
+            self.holding[lowest] = seq
+            heapq.heappush(self.free_slots, highest)
+            moves.append((seq, highest))
+        return moves
 
     def release(self, seq: Sequence) -> None:
         del self.holding[seq.slot]
@@ -51,3 +87,22 @@ class Scheduler:
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.holding)
+
+
+PAD_SHARE = 0.25  # at most this share of a prefill group's tokens are padding
+MAX_PREFILL_SCORES = 1 << 22  # rows * length^2 of one prefill group (its attention scores, ~16 MB)
+
+
+def prefill_groups(seqs: list[Sequence]) -> list[list[Sequence]]:
+    """New prompts into few forwards: by length, a group grows while its padding (to its longest
+    prompt) stays under PAD_SHARE and its attention scores under MAX_PREFILL_SCORES."""
+    groups, group, real = [], [], 0
+    for seq in sorted(seqs, key=lambda s: len(s.feed)):
+        n = len(seq.feed)  # the longest so far (sorted)
+        padded = (len(group) + 1) * n
+        if group and (padded - real - n > PAD_SHARE * padded or (len(group) + 1) * n * n > MAX_PREFILL_SCORES):
+            groups.append(group)
+            group, real = [], 0
+        group.append(seq)
+        real += n
+    return groups + ([group] if group else [])

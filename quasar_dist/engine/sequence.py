@@ -39,7 +39,7 @@ class SamplingParams:
     top_p: float = 1.0
     """Nucleus mass kept when sampling."""
     seed: int = 0
-    """Seeds this sequence's own torch.Generator (no global RNG is ever used)."""
+    """Keys this sequence's counter-based sampling noise (sampler.py; no RNG state anywhere)."""
 
 
 @dataclass(slots=True)
@@ -71,6 +71,8 @@ class Checkpoint:
 
     cache: SlotSnapshot
     logits: torch.Tensor | None
+    greedy_next: int | None
+    step_start: int
     num_output: int
     num_steps: int
     line_start: int
@@ -105,7 +107,6 @@ class Sequence:
         self.max_new_tokens = max_new_tokens
         self.pause_at_boundaries = pause_at_boundaries
         self.commit_steps = commit_steps  # False only where temperatures are never read (CoT, guidance off)
-        self.generator = torch.Generator().manual_seed(sampling.seed)
 
         self.status = SequenceStatus.WAITING
         self.event: Event | None = None
@@ -115,8 +116,14 @@ class Sequence:
 
         self.output_ids: list[int] = []  # kept generated tokens (rolled-back ones removed)
         self.feed: list[int] = list(prompt_ids)  # tokens the next forward appends to the cache
-        self.logits: torch.Tensor | None = None  # next-token logits kept at a boundary [V]
+        self.logits: torch.Tensor | None = None  # next-token logits kept at a boundary [V], on the device
+        self.greedy_next: int | None = None  # their argmax (resuming greedily needs no tensor op)
         self.step_temperature: float | None = None  # sampling temperature override until the next boundary
+        self.needs_draw = False  # resumed with sampling: draws from `logits` at the next step
+        self.num_draws = 0  # draws so far, never rolled back: the counter of the sampling noise
+        self.step_start = 0  # first position of the step in progress
+        self.heat: float | None = None  # mean temperature of the step just finished (at a boundary)
+        self.boundary_checkpoint: Checkpoint | None = None  # taken with the commit; None after an eviction
         self.probe: ProbeState | None = None
         self.line_start = 0  # index in output_ids where the current line starts
         self.num_steps = 0  # newline-terminated lines fed after the prompt

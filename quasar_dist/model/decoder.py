@@ -2,7 +2,7 @@
 
 Two forward paths share the layer code:
   forward(input_ids, segment_ids)            full sequence (training, scoring, reference tests)
-  forward_cached(input_ids, cache, slots)    incremental decoding through TemperatureKVCache
+  forward_cached(batch, cache)               incremental decoding through TemperatureKVCache
 
 Steps ("segments"): segment 0 is the prompt, segment s >= 1 the s-th reasoning step (a line,
 its newline included). Queries in segment s see every key j with tau_j computed from the
@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import Attention, guided_attention
+from .attention import Attention, cached_attention, guided_attention
+from .cache_batch import CacheBatch
 from .config import GUIDANCE_MODES, ModelConfig
-from .kv_cache import TemperatureKVCache
-from .rope import RotaryEmbedding
-from .ttm import TokenTemperature
+from .fused import FusedProjections
+from .kv_cache import DEAD, TemperatureKVCache
+from .rope import RotaryEmbedding, signed
+from .ttm import TokenTemperature, stacked_context, stacked_log_temperature
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -44,8 +46,12 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
         self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self._fused = FusedProjections(self.gate_proj, self.up_proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fused.usable():
+            gate, up = self._fused(x)
+            return self.down_proj(F.silu(gate) * up)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -93,23 +99,27 @@ class DecoderLayer(nn.Module):
         o = guided_attention(q, k, v, log_tau=log_tau, mask=mask, guidance=guidance)
         return self._finish(x, o), log_tau_s
 
-    def forward_cached(self, x, cos, sin, layer_idx, cache: TemperatureKVCache, slots, read_slots, mask, guidance):
+    def forward_cached(self, x, cos, sin, layer_idx: int, cache: TemperatureKVCache, batch: CacheBatch,
+                       fresh_mask, guidance: str):
+        """New tokens through the layer: their entries are written, then attention reads the
+        cache (or, for fresh prompts, the chunk itself with fresh_mask [B, T, T])."""
         hn = self.input_layernorm(x)
-        q, k, v = self.self_attn.qkv(hn, cos, sin)
-        ah = self.ttm.project(hn)  # [B, T, r]
-        log_tau_new = self.ttm.log_temperature(ah, cache.bc[layer_idx, slots].unsqueeze(1))
-        cache.write(layer_idx, slots, k, v, ah, log_tau_new, hn.sum(1))
-        keys, values, log_tau = cache.read(layer_idx, read_slots, mask.shape[-1])
-        o = guided_attention(q, keys, values, log_tau=log_tau, mask=mask, guidance=guidance)
+        q, k, v = self.self_attn.qkv(hn, cos, sin, batch.signed_sin)
+        if batch.temperatures:
+            ah = self.ttm.project(hn)  # [B, T, r]
+            bc = cache.bc[layer_idx].index_select(0, batch.rows)  # [B, r]
+            log_tau_new = self.ttm.log_temperature(ah, bc.unsqueeze(1))  # [B, T]
+        else:  # guidance off and nobody reads temperatures: no TTM at all
+            ah, log_tau_new = None, batch.zeros
+        cache.write(layer_idx, batch, k, v, ah, log_tau_new, hn)
+        if batch.fresh:
+            log_tau = log_tau_new if batch.temperatures else None
+            o = guided_attention(q, k, v, log_tau=log_tau, mask=fresh_mask, guidance=guidance)
+        else:
+            keys, values, log_tau = cache.read(layer_idx, batch)
+            o = cached_attention(q, keys, values, log_tau, guidance=guidance, real_temperatures=batch.temperatures,
+                                 query_index=batch.query_index)
         return self._finish(x, o)
-
-
-def _as_slice(slots: torch.Tensor) -> torch.Tensor | slice:
-    """Consecutive ascending slots as a slice (cache reads become views), else the index."""
-    first, n = int(slots[0]), slots.numel()
-    if int(slots[-1]) - first + 1 == n and (n == 1 or bool((slots.diff() == 1).all())):
-        return slice(first, first + n)
-    return slots
 
 
 class DecoderStack(nn.Module):
@@ -156,37 +166,46 @@ class QuasarForCausalLM(nn.Module):
         logits = self.lm_head(self.model.norm(x))
         return (logits, temperatures) if return_temperatures else logits
 
-    def forward_cached(self, input_ids: torch.Tensor, cache: TemperatureKVCache, slots: torch.Tensor, last_only: bool = True):
-        """Append input_ids [B, T] to the given cache slots and return logits ([B, V] for the
-        last position if last_only, else [B, T, V])."""
-        bsz, t = input_ids.shape
-        device = input_ids.device
-        start = cache.length[slots]  # [B]
-        positions = cache.next_pos[slots, None] + torch.arange(t, device=device)
-        x = self.model.embed_tokens(input_ids)
-        cos, sin = self.model.rotary_emb(positions, x.dtype)
-        upto = int((start + t).max())
-        query_index = start[:, None] + torch.arange(t, device=device)  # cache index of each query
-        mask = torch.arange(upto, device=device)[None, None, :] <= query_index[:, :, None]  # [B, T, upto]
-        read_slots = _as_slice(slots)
+    def forward_cached(self, batch: CacheBatch, cache: TemperatureKVCache, last_only: bool = True) -> torch.Tensor:
+        """Append the batch's tokens to their cache slots (cache_batch.py) and return logits:
+        [B, V] at each row's last real token if last_only, else [B, T, V]."""
+        if not batch.temperatures and self.guidance != "off":
+            raise ValueError(f"guidance {self.guidance!r} needs temperatures")
+        x = self.model.embed_tokens(batch.input_ids)
+        cos, sin = self.model.rotary_emb(batch.positions, x.dtype)
+        batch.signed_sin = signed(sin)  # once for every layer
+        if not batch.temperatures:
+            batch.zeros = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=x.device)
+        fresh_mask = None
+        if batch.fresh:
+            t = x.shape[1]
+            fresh_mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril().unsqueeze(0)  # [1, T, T]
+            if batch.valid is not None:  # right padding: no real query attends a padding key
+                fresh_mask = fresh_mask & (batch.valid > 0).unsqueeze(1)
         for i, layer in enumerate(self.model.layers):
-            x = layer.forward_cached(x, cos, sin, i, cache, slots, read_slots, mask, self.guidance)
-        cache.advance(slots, t)
-        h = self.model.norm(x[:, -1] if last_only else x)
-        return self.lm_head(h)
+            x = layer.forward_cached(x, cos, sin, i, cache, batch, fresh_mask, self.guidance)
+        cache.advance(batch)
+        if not last_only:
+            h = x
+        elif batch.last_index is None:
+            h = x[:, -1]
+        else:
+            h = x[torch.arange(x.shape[0], device=x.device), batch.last_index]
+        return self.lm_head(self.model.norm(h))
 
     @torch.no_grad()
-    def commit_step(self, cache: TemperatureKVCache, slot: int) -> int:
-        """Step boundary: fold the finished step into the context, recompute B c, and refresh
-        every live entry's temperature from its cached A h. Returns the entries refreshed
-        (temperature-cache hits: projections reused, not recomputed)."""
-        c = cache.commit_context(slot)  # [layers, d]
-        n = int(cache.length[slot])
-        for i, layer in enumerate(self.model.layers):
-            bc = layer.ttm.context(c[i].to(cache.bc.dtype))
-            cache.bc[i, slot] = bc
-            cache.log_tau[i, slot, :n] = layer.ttm.log_temperature(cache.ah[i, slot, :n], bc).float()
-        return n * len(self.model.layers)
+    def commit_steps(self, cache: TemperatureKVCache, slots: torch.Tensor, upto: int) -> torch.Tensor:
+        """Step boundary of `slots` [S]: fold each finished step into its context, recompute B c,
+        and refresh every live entry's temperature from its cached A h (the temperature cache),
+        for all slots and layers at once. Returns the refreshed log tau [L, S, upto] (-inf dead)."""
+        ttms = [layer.ttm for layer in self.model.layers]
+        bc = stacked_context(ttms, cache.commit_context(slots))  # [L, S, r]
+        cache.bc[:, slots] = bc
+        ah = cache.ah[:, slots, :upto]  # [L, S, upto, r]
+        log_tau = stacked_log_temperature(ttms, ah, bc.unsqueeze(2)).float()
+        log_tau = log_tau.masked_fill(~cache.live_mask(slots, upto), DEAD)
+        cache.log_tau[:, slots, :upto] = log_tau
+        return log_tau
 
     def allocate_cache(self, num_slots: int, max_len: int) -> TemperatureKVCache:
         cfg = self.config

@@ -1,23 +1,33 @@
 """The per-replica cache: keys, values and temperature projections, allocated once.
 
-Layout (token-major so one slot's entries are contiguous):
-  k, v     [layers, slots, max_len, kv_heads, head_dim]   RoPE already applied to k
-  ah       [layers, slots, max_len, ttm_dim]               A h_i, the cached temperature projection
-  log_tau  [layers, slots, max_len]                        log temperature under the slot's context
-  bc       [layers, slots, ttm_dim]                        B c for the slot's current context
-Entries [0, length[slot]) are live. Positions are baked into k by RoPE, so evicting entries and
-compacting the rest keeps attention exact for the survivors. Invariant: every live entry's
-log_tau equals TTM(ah, bc) for the slot's current bc.
+Layout (head-major, so one slot's keys of one head are contiguous and a decode reads a
+contiguous range of slots as views, no copies; docs/engine.md has the measurement):
+  k, v     [layers, slots + 1, kv_heads, max_len, head_dim]   RoPE already applied to k
+  ah       [layers, slots + 1, max_len, ttm_dim]               A h_i, the cached temperature projection
+  log_tau  [layers, slots + 1, max_len]  float32               log temperature; -inf for dead entries
+  bc       [layers, slots + 1, ttm_dim]                        B c for the slot's current context
+The extra last slot is scratch: writes of padding tokens and of rows that only fill a batch go
+there, so every write of a forward is one `index_copy_`, and nothing real is touched.
+
+Entries [0, length[slot]) are live. Invariant: every live entry's log_tau equals TTM(ah, bc) for
+the slot's current bc (or 0 when the run computes no temperatures), and every other entry's is
+-inf. So log_tau *is* the attention bias of `bias` guidance and the mask of the other forms: a
+decode step reads it as a view, with no mask built per step. Positions are baked into k by RoPE,
+so evicting entries and compacting the rest keeps attention exact for the survivors.
 
 The context c of a slot is the mean layer input over all tokens of finished steps
 (`ctx_sum / ctx_count`); the tokens of the step in progress accumulate in `pend_*` and join the
-context at the step boundary (`commit_step`), never earlier: temperatures stay causal.
+context at the step boundary (`commit_steps`), never earlier: temperatures stay causal.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+from .cache_batch import CacheBatch
+
+DEAD = float("-inf")
 
 
 @dataclass(slots=True)
@@ -46,71 +56,92 @@ class TemperatureKVCache:
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
     ) -> None:
-        shape = (num_layers, num_slots, max_len)
+        rows = num_slots + 1  # + the scratch slot
         self.max_len = max_len
         self.num_slots = num_slots
-        self.k = torch.zeros(*shape, num_kv_heads, head_dim, dtype=dtype, device=device)
+        self.scratch = num_slots
+        self.num_kv_heads = num_kv_heads
+        self.k = torch.zeros(num_layers, rows, num_kv_heads, max_len, head_dim, dtype=dtype, device=device)
         self.v = torch.zeros_like(self.k)
-        self.ah = torch.zeros(*shape, ttm_dim, dtype=dtype, device=device)
-        self.log_tau = torch.zeros(*shape, dtype=torch.float32, device=device)
-        self.bc = torch.zeros(num_layers, num_slots, ttm_dim, dtype=dtype, device=device)
-        self.positions = torch.zeros(num_slots, max_len, dtype=torch.long, device=device)
-        self.length = torch.zeros(num_slots, dtype=torch.long, device=device)
-        self.next_pos = torch.zeros(num_slots, dtype=torch.long, device=device)
-        self.ctx_sum = torch.zeros(num_layers, num_slots, hidden_size, dtype=torch.float32, device=device)
-        self.ctx_count = torch.zeros(num_slots, dtype=torch.float32, device=device)
+        self.ah = torch.zeros(num_layers, rows, max_len, ttm_dim, dtype=dtype, device=device)
+        self.log_tau = torch.full((num_layers, rows, max_len), DEAD, dtype=torch.float32, device=device)
+        self.bc = torch.zeros(num_layers, rows, ttm_dim, dtype=dtype, device=device)
+        self.positions = torch.zeros(rows, max_len, dtype=torch.long, device=device)
+        self.length = torch.zeros(rows, dtype=torch.long, device=device)
+        self.next_pos = torch.zeros(rows, dtype=torch.long, device=device)
+        self.ctx_sum = torch.zeros(num_layers, rows, hidden_size, dtype=torch.float32, device=device)
+        self.ctx_count = torch.zeros(rows, dtype=torch.float32, device=device)
         self.pend_sum = torch.zeros_like(self.ctx_sum)
         self.pend_count = torch.zeros_like(self.ctx_count)
 
+    @property
+    def device(self) -> torch.device:
+        return self.k.device
+
     # -- slot lifecycle -------------------------------------------------------------------
-    def reset(self, slot: int) -> None:
-        """Free a slot for a new sequence (entries are overwritten, not cleared)."""
-        self.length[slot] = 0
-        self.next_pos[slot] = 0
-        self.ctx_sum[:, slot] = 0
-        self.ctx_count[slot] = 0
-        self.pend_sum[:, slot] = 0
-        self.pend_count[slot] = 0
-        self.bc[:, slot] = 0
+    def reset(self, slots: int | list[int]) -> None:
+        """Free slots for new sequences (one batched write per buffer; entries become dead)."""
+        index = torch.as_tensor([slots] if isinstance(slots, int) else slots, dtype=torch.long, device=self.device)
+        for buf in (self.length, self.next_pos, self.ctx_count, self.pend_count):
+            buf[index] = 0
+        for buf in (self.ctx_sum, self.pend_sum, self.bc):
+            buf[:, index] = 0
+        self.log_tau[:, index] = DEAD
+
+    def move(self, src: int, dst: int) -> None:
+        """Copy slot src's whole state to slot dst (the scheduler compacts the slots in use)."""
+        for buf in (self.k, self.v, self.ah, self.log_tau, self.bc, self.ctx_sum, self.pend_sum):
+            buf[:, dst] = buf[:, src]
+        for buf in (self.positions, self.length, self.next_pos, self.ctx_count, self.pend_count):
+            buf[dst] = buf[src]
 
     # -- used by the model's cached forward ------------------------------------------------
-    def write(self, layer: int, slots: torch.Tensor, k, v, ah, log_tau, h_sum) -> None:
-        """Store T new entries per slot at [length, length + T); k/v [B, Hkv, T, D]."""
-        t = k.shape[2]
-        idx = self.length[slots, None] + torch.arange(t, device=k.device)  # [B, T]
-        rows = slots[:, None]
-        self.k[layer, rows, idx] = k.transpose(1, 2)
-        self.v[layer, rows, idx] = v.transpose(1, 2)
-        self.ah[layer, rows, idx] = ah
-        self.log_tau[layer, rows, idx] = log_tau.float()
-        self.pend_sum[layer, slots] += h_sum.float()
+    def write(self, layer: int, batch: CacheBatch, k, v, ah, log_tau, h) -> None:
+        """Store the forward's new entries (k/v [B, Hkv, T, D], ah [B, T, r] or None, log_tau
+        [B, T], h [B, T, d] the layer inputs for the context sums); padding goes to scratch."""
+        d = k.shape[-1]
+        self.k[layer].view(-1, d).index_copy_(0, batch.kv_index, k.reshape(-1, d))
+        self.v[layer].view(-1, d).index_copy_(0, batch.kv_index, v.reshape(-1, d))
+        if ah is not None:
+            self.ah[layer].view(-1, ah.shape[-1]).index_copy_(0, batch.token_index, ah.reshape(-1, ah.shape[-1]))
+        self.log_tau[layer].view(-1).index_copy_(0, batch.token_index, log_tau.reshape(-1).float())
+        if batch.temperatures:  # the context sums feed the next commit; without temperatures there is none
+            h_sum = (h if batch.valid is None else h * batch.valid.unsqueeze(-1)).sum(1)
+            self.pend_sum[layer].index_add_(0, batch.rows, h_sum.float())
 
-    def read(self, layer: int, slots: torch.Tensor | slice, upto: int):
-        """k, v [B, Hkv, upto, D] and log_tau [B, upto] of the first `upto` entries. A slice
-        (consecutive slots, the common case when every slot decodes) reads views, no copies."""
-        k = self.k[layer, slots, :upto].transpose(1, 2)
-        v = self.v[layer, slots, :upto].transpose(1, 2)
-        return k, v, self.log_tau[layer, slots, :upto]
+    def read(self, layer: int, batch: CacheBatch):
+        """k, v [B, Hkv, upto, D] and log_tau [B, upto] of the batch's rows. A slot range (the
+        decode batch) reads views; a list of slots (a forced chunk) gathers copies."""
+        upto, read = batch.upto, batch.read
+        if isinstance(read, slice):
+            return self.k[layer, read, :, :upto], self.v[layer, read, :, :upto], self.log_tau[layer, read, :upto]
+        k = self.k[layer].index_select(0, read)[:, :, :upto]
+        v = self.v[layer].index_select(0, read)[:, :, :upto]
+        return k, v, self.log_tau[layer].index_select(0, read)[:, :upto]
 
-    def advance(self, slots: torch.Tensor, t: int) -> None:
-        """After all layers wrote T entries: move lengths and positions on."""
-        idx = self.length[slots, None] + torch.arange(t, device=self.length.device)
-        self.positions[slots[:, None], idx] = self.next_pos[slots, None] + torch.arange(t, device=idx.device)
-        self.length[slots] += t
-        self.next_pos[slots] += t
-        self.pend_count[slots] += t
+    def advance(self, batch: CacheBatch) -> None:
+        """After all layers wrote: positions of the new entries, new lengths (from the runner's
+        mirrors: no arithmetic on the device)."""
+        self.positions.view(-1).index_copy_(0, batch.token_index, batch.positions.reshape(-1))
+        self.length.index_copy_(0, batch.rows, batch.new_length)
+        self.next_pos.index_copy_(0, batch.rows, batch.new_next_pos)
+        self.pend_count.index_add_(0, batch.rows, batch.num_new.float())
 
     # -- step boundary, rollback, eviction (driven by the engine) ---------------------------
-    def commit_context(self, slot: int) -> torch.Tensor:
-        """Fold the finished step into the context; returns the new c per layer [layers, d]."""
-        self.ctx_sum[:, slot] += self.pend_sum[:, slot]
-        self.ctx_count[slot] += self.pend_count[slot]
-        self.pend_sum[:, slot] = 0
-        self.pend_count[slot] = 0
-        return self.ctx_sum[:, slot] / self.ctx_count[slot].clamp(min=1.0)
+    def commit_context(self, slots: torch.Tensor) -> torch.Tensor:
+        """Fold the finished steps of `slots` into their contexts; returns c [layers, S, d]."""
+        self.ctx_sum[:, slots] += self.pend_sum[:, slots]
+        self.ctx_count[slots] += self.pend_count[slots]
+        self.pend_sum[:, slots] = 0
+        self.pend_count[slots] = 0
+        return self.ctx_sum[:, slots] / self.ctx_count[slots].clamp(min=1.0).unsqueeze(-1)
 
-    def snapshot(self, slot: int) -> SlotSnapshot:
-        n = int(self.length[slot])
+    def live_mask(self, slots: torch.Tensor, upto: int) -> torch.Tensor:
+        """[S, upto] True for live entries."""
+        return torch.arange(upto, device=self.device) < self.length[slots].unsqueeze(-1)
+
+    def snapshot(self, slot: int, length: int | None = None) -> SlotSnapshot:
+        n = int(self.length[slot]) if length is None else length
         return SlotSnapshot(
             length=n,
             next_pos=int(self.next_pos[slot]),
@@ -132,6 +163,7 @@ class TemperatureKVCache:
         self.pend_count[slot] = 0
         self.bc[:, slot] = snap.bc
         self.log_tau[:, slot, : snap.length] = snap.log_tau
+        self.log_tau[:, slot, snap.length :] = DEAD
 
     def token_temperature(self, slot: int) -> torch.Tensor:
         """Mean temperature over layers of each live entry: [length]."""
@@ -144,8 +176,11 @@ class TemperatureKVCache:
         n = int(self.length[slot])
         idx = keep[:n].nonzero().squeeze(1)
         m = idx.numel()
-        for buf in (self.k, self.v, self.ah, self.log_tau):
-            buf[:, slot, :m] = buf[:, slot, idx]
+        self.k[:, slot, :, :m] = self.k[:, slot, :, idx]
+        self.v[:, slot, :, :m] = self.v[:, slot, :, idx]
+        self.ah[:, slot, :m] = self.ah[:, slot, idx]
+        self.log_tau[:, slot, :m] = self.log_tau[:, slot, idx]
+        self.log_tau[:, slot, m:n] = DEAD
         self.positions[slot, :m] = self.positions[slot, idx]
         self.length[slot] = m
         return n - m

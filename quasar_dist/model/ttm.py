@@ -50,3 +50,21 @@ class TokenTemperature(nn.Module):
         """log tau from A h and B c (broadcast): [..., r] -> [...]. Log space keeps bias mode finite."""
         z = F.linear(torch.tanh(ah + bc), self.w.unsqueeze(0), self.b).squeeze(-1)
         return math.log(self.tau_max) + F.logsigmoid(z)
+
+
+def stacked_log_temperature(ttms: list[TokenTemperature], ah: torch.Tensor, bc: torch.Tensor) -> torch.Tensor:
+    """Every layer's log tau in one go (the batched step-boundary refresh): ah [L, ..., r] and bc
+    broadcastable to it, layer l through ttms[l]. Returns [L, ...]. Same formula as
+    `log_temperature`, with the layers' weights stacked so the cost is a few ops, not a few per layer."""
+    w = torch.stack([t.w for t in ttms])  # [L, r]
+    b = torch.stack([t.b for t in ttms])  # [L, 1]
+    layers = len(ttms)
+    z = torch.tanh(ah + bc) @ w.view(layers, *(1,) * (ah.dim() - 3), -1, 1)  # [L, ..., 1]
+    z = z.squeeze(-1) + b.view(layers, *(1,) * (ah.dim() - 2))
+    return math.log(ttms[0].tau_max) + F.logsigmoid(z)
+
+
+def stacked_context(ttms: list[TokenTemperature], c: torch.Tensor) -> torch.Tensor:
+    """B c for every layer: c [L, S, d] -> [L, S, r]."""
+    weights = torch.stack([t.B for t in ttms])  # [L, r, d]
+    return torch.bmm(c.to(weights.dtype), weights.transpose(1, 2))

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import torch
 
+from quasar_dist.engine.runner import ModelRunner
 from quasar_dist.model import QuasarForCausalLM
 
 
 @torch.no_grad()
 def greedy_decode(model: QuasarForCausalLM, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
     """Append max_new_tokens argmax tokens to each prompt (EOS is not special here)."""
-    device = next(model.parameters()).device
-    cache = model.allocate_cache(len(prompts), max(map(len, prompts)) + max_new_tokens)
-    # prefill one prompt per slot (prompts differ in length), then decode all slots together
-    last = [model.forward_cached(torch.tensor([ids], device=device), cache, torch.tensor([i], device=device))
-            for i, ids in enumerate(prompts)]
-    next_ids = torch.cat(last).argmax(-1)  # [B]
-    slots = torch.arange(len(prompts), device=device)
+    runner = ModelRunner(model, len(prompts), max(map(len, prompts)) + max_new_tokens)
+    slots = list(range(len(prompts)))
+    lengths = [len(p) for p in prompts]
+    # every prompt in one padded prefill, then all slots decode together
+    next_ids = runner.run("fresh", slots, [list(p) for p in prompts], [0] * len(prompts), [0] * len(prompts)).argmax(-1)
     generated = [next_ids]
     for _ in range(max_new_tokens - 1):
-        next_ids = model.forward_cached(next_ids[:, None], cache, slots).argmax(-1)
+        feeds = [[t] for t in next_ids.tolist()]
+        next_ids = runner.run("range", slots, feeds, lengths, lengths).argmax(-1)
+        lengths = [n + 1 for n in lengths]
         generated.append(next_ids)
     return torch.stack(generated, 1).tolist()

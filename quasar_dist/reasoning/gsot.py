@@ -5,7 +5,9 @@ refresh from cached A h). Here, in order:
   1. heat = mean temperature of the step's tokens; a step colder than backtrack_below is rolled
      back to the previous boundary and resampled (retry_temperature), at most max_retries times;
   2. accepted: evict entries colder than evict_below (sinks and recent entries protected), then
-     checkpoint (the next step's backtrack target);
+     checkpoint (the next step's backtrack target). Temperatures are read from the cache only
+     for the settings that need them (eviction, the convergence test): with the defaults a
+     boundary costs no tensor op here (the heat and the checkpoint come with the commit);
   3. stop or probe: max_steps reached, or temperatures stable (max change < epsilon) -> a final
      probe gives the answer; otherwise a trial probe, and a confident answer stops ("converged").
 The prompt's boundary (step 0) only evicts and checkpoints: there is no step to score yet.
@@ -13,7 +15,7 @@ The prompt's boundary (step 0) only evicts and checkpoints: there is no step to 
 from __future__ import annotations
 
 from .policy import Policy
-from .signals import keep_mask, max_temperature_change, step_heat
+from .signals import keep_mask, max_temperature_change
 from .steps import probe_answer
 from .task import Task
 
@@ -21,11 +23,10 @@ from .task import Task
 class GsotPolicy(Policy):
     def on_boundary(self, task: Task) -> None:
         seq, cfg = task.seq, self.config
-        positions, tau = self.engine.temperatures(seq)
         if seq.num_steps == 0:
-            self._accept(task, positions, tau)
+            self._accept(task)
             return
-        heat = step_heat(positions, tau, task.step_start)
+        heat = seq.heat  # computed with the boundary's commit, batched across sequences
         if heat < cfg.backtrack_below and task.retries < cfg.max_retries:
             task.retries += 1
             self.engine.rollback(seq, task.checkpoint)
@@ -33,21 +34,24 @@ class GsotPolicy(Policy):
             return
         task.heats.append(heat)
         task.retries = 0
-        self._accept(task, positions, tau)
+        self._accept(task)
 
-    def _accept(self, task: Task, positions, tau) -> None:
+    def _accept(self, task: Task) -> None:
         seq, cfg = task.seq, self.config
-        keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
-        if not bool(keep.all()):
-            self.engine.evict(seq, keep)
-            positions, tau = positions[keep], tau[keep]
+        current = None  # (positions, tau): read only for the settings that need them
+        if cfg.evict_below > 0 or cfg.epsilon > 0:
+            positions, tau = self.engine.temperatures(seq)
+            keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
+            if not bool(keep.all()):
+                self.engine.evict(seq, keep)
+                positions, tau = positions[keep], tau[keep]
+            current = (positions, tau)
         task.checkpoint = self.engine.checkpoint(seq)
-        task.step_start = seq.num_positions
         if seq.num_steps == 0:
             self.engine.resume(seq)
             return
-        previous, task.previous_tau = task.previous_tau, (positions, tau)
-        stable = previous is not None and max_temperature_change(previous, (positions, tau)) < cfg.epsilon
+        previous, task.previous_tau = task.previous_tau, current
+        stable = cfg.epsilon > 0 and previous is not None and max_temperature_change(previous, current) < cfg.epsilon
         if seq.num_steps >= cfg.max_steps:
             task.final_reason = "max_steps"
         elif stable:

@@ -19,7 +19,6 @@ class Task:
     prompt_tokens: int = 0
     heats: list[float] = field(default_factory=list)  # step_temperature of accepted steps
     checkpoint: Checkpoint | None = None  # state at the last accepted boundary (backtrack target)
-    step_start: int = 0  # first position of the step in progress
     retries: int = 0  # resamplings of the step in progress
     previous_tau: tuple[torch.Tensor, torch.Tensor] | None = None  # (positions, tau) at the last step boundary
     final_reason: str | None = None  # set while the final probe of a stopping task runs
