@@ -22,8 +22,9 @@ class RunConfig:
     """Tensor-parallel ranks per replica (one Ray actor each, DeepSpeed AutoTP when > 1)."""
     replicas: int = 1
     """Model replicas = size of the Ray Data actor pool (one ReplicaGang per pool actor)."""
-    batch_size: int = 32
-    """Tasks per batch sent to a replica (the engine batches them continuously, gsot.max_batch_size at a time)."""
+    batch_size: int = 1024
+    """Tasks per batch sent to a replica (the engine batches them continuously, gsot.max_batch_size at a
+    time). Several times the slot count, so the tail of a batch, when slots empty, is a small part of it."""
     limit: int | None = None
     """Process at most the first N input tasks (in file order); null = all."""
     resume: bool = True

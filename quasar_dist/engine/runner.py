@@ -62,8 +62,7 @@ class ModelRunner:
         heats = (tau * in_step).sum(1) / in_step.sum(1).clamp(min=1)
         ctx_sum, bc = self.cache.ctx_sum[:, index], self.cache.bc[:, index]  # gathers: copies
         snapshots = [
-            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum[:, i], ctx_count=float(p), bc=bc[:, i],
-                         log_tau=log_tau[:, i, :n])
+            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau, row=i)
             for i, (n, p) in enumerate(zip(lengths, next_pos))
         ]  # ctx_count: at a boundary every fed token has joined the context
         return heats, snapshots

@@ -32,7 +32,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.attention_bias)
         self.v_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.attention_bias)
         self.o_proj = nn.Linear(cfg.num_heads * hd, d, bias=False)
-        self._fused = FusedProjections(self.q_proj, self.k_proj, self.v_proj)
+        self._fused = FusedProjections(self, ("q_proj", "k_proj", "v_proj"))
 
     @property
     def local_kv_heads(self) -> int:
@@ -43,15 +43,21 @@ class Attention(nn.Module):
         signed_sin: rope.signed(sin), when the caller computed it once for every layer."""
         bsz, t, _ = x.shape
         if self._fused.usable():  # inference: one matmul, one RoPE over the q and k heads together
-            out = self._fused.joint(x).view(bsz, t, -1, self.head_dim)  # [B, T, H + 2 Hkv, D]
-            heads, kv_heads = self.q_proj.out_features // self.head_dim, self.k_proj.out_features // self.head_dim
-            qk = apply_rope_bthd(out[:, :, : heads + kv_heads], cos, signed(sin) if signed_sin is None else signed_sin)
-            v = out[:, :, heads + kv_heads :]
-            return qk[:, :, :heads].transpose(1, 2), qk[:, :, heads:].transpose(1, 2), v.transpose(1, 2)
+            return self.qkv_from_joint(self._fused.joint(x), cos, signed(sin) if signed_sin is None else signed_sin)
         q = self.q_proj(x).view(bsz, t, -1, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(bsz, t, -1, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(bsz, t, -1, self.head_dim).transpose(1, 2)
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def qkv_from_joint(self, joint: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor):
+        """The q|k|v projections side by side [B, T, (H + 2 Hkv) D] (one fused matmul) -> q, k, v
+        as `qkv` returns them, RoPE applied to the q and k heads in one go."""
+        bsz, t, _ = joint.shape
+        out = joint.view(bsz, t, -1, self.head_dim)  # [B, T, H + 2 Hkv, D]
+        heads, kv_heads = self.q_proj.out_features // self.head_dim, self.k_proj.out_features // self.head_dim
+        qk = apply_rope_bthd(out[:, :, : heads + kv_heads], cos, signed_sin)
+        v = out[:, :, heads + kv_heads :]
+        return qk[:, :, :heads].transpose(1, 2), qk[:, :, heads:].transpose(1, 2), v.transpose(1, 2)
 
     def out(self, o: torch.Tensor) -> torch.Tensor:
         """o [B, H, T, D] -> [B, T, d]."""

@@ -46,7 +46,7 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
         self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
-        self._fused = FusedProjections(self.gate_proj, self.up_proj)
+        self._fused = FusedProjections(self, ("gate_proj", "up_proj"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fused.usable():
@@ -81,6 +81,8 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = MLP(cfg)
         self.ttm = TokenTemperature(cfg.hidden_size, cfg.ttm_dim, cfg.tau_max)
+        # q|k|v|A in one matmul when decoding with temperatures
+        self._fused_with_ttm = FusedProjections(self, ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "ttm.A"))
 
     def _finish(self, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn.out(o)
@@ -104,10 +106,16 @@ class DecoderLayer(nn.Module):
         """New tokens through the layer: their entries are written, then attention reads the
         cache (or, for fresh prompts, the chunk itself with fresh_mask [B, T, T])."""
         hn = self.input_layernorm(x)
-        q, k, v = self.self_attn.qkv(hn, cos, sin, batch.signed_sin)
+        if batch.temperatures and self._fused_with_ttm.usable():
+            joint = self._fused_with_ttm.joint(hn)
+            r = self.ttm.A.shape[0]
+            q, k, v = self.self_attn.qkv_from_joint(joint[..., :-r], cos, batch.signed_sin)
+            ah = joint[..., -r:]  # [B, T, r]
+        else:
+            q, k, v = self.self_attn.qkv(hn, cos, sin, batch.signed_sin)
+            ah = self.ttm.project(hn) if batch.temperatures else None
         if batch.temperatures:
-            ah = self.ttm.project(hn)  # [B, T, r]
-            bc = cache.bc[layer_idx].index_select(0, batch.rows)  # [B, r]
+            bc = cache.bc[layer_idx, batch.read] if isinstance(batch.read, slice) else cache.bc[layer_idx].index_select(0, batch.rows)
             log_tau_new = self.ttm.log_temperature(ah, bc.unsqueeze(1))  # [B, T]
         else:  # guidance off and nobody reads temperatures: no TTM at all
             ah, log_tau_new = None, batch.zeros

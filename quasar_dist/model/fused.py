@@ -14,13 +14,29 @@ from torch import nn
 
 
 class FusedProjections:
-    def __init__(self, *linears: nn.Linear) -> None:
-        self._linears = linears
+    """The projections are attribute paths of `owner` ("self_attn.q_proj", or "ttm.A" for a bare
+    weight Parameter [out, in]), looked up at every call: DeepSpeed AutoTP replaces a layer's
+    Linears after the model is built, and a replaced one must not be fused. (Paths, not
+    closures: a deep copy of the model then fuses the copy's weights.)"""
+
+    def __init__(self, owner: nn.Module, paths: tuple[str, ...]) -> None:
+        self._owner = owner
+        self._paths = paths
         self._key = None
         self._weight = self._bias = None
 
+    @property
+    def _linears(self) -> list:
+        found = []
+        for path in self._paths:
+            obj = self._owner
+            for name in path.split("."):
+                obj = getattr(obj, name)
+            found.append(obj if isinstance(obj, nn.Module) else _BareWeight(obj))
+        return found
+
     def usable(self) -> bool:
-        return not torch.is_grad_enabled() and all(type(m) is nn.Linear for m in self._linears)
+        return not torch.is_grad_enabled() and all(type(m) in (nn.Linear, _BareWeight) for m in self._linears)
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The projections of x, in the order given, as views of one output."""
@@ -32,12 +48,29 @@ class FusedProjections:
         return F.linear(x, weight, bias)
 
     def _weights(self):
+        linears = self._linears
         key = tuple((m.weight.data_ptr(), m.weight._version, None if m.bias is None else (m.bias.data_ptr(), m.bias._version))
-                    for m in self._linears)
+                    for m in linears)
         if key != self._key:
-            self._weight = torch.cat([m.weight for m in self._linears])
+            self._weight = torch.cat([m.weight for m in linears])
             biases = [m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype, device=m.weight.device)
-                      for m in self._linears]
-            self._bias = torch.cat(biases) if any(m.bias is not None for m in self._linears) else None
+                      for m in linears]
+            self._bias = torch.cat(biases) if any(m.bias is not None for m in linears) else None
             self._key = key
         return self._weight, self._bias
+
+
+class _BareWeight:
+    """A weight Parameter seen as a bias-free Linear (plain attribute access, no module)."""
+
+    def __init__(self, weight: nn.Parameter) -> None:
+        self._weight = weight
+        self.bias = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._weight
+
+    @property
+    def out_features(self) -> int:
+        return self._weight.shape[0]

@@ -32,14 +32,24 @@ DEAD = float("-inf")
 
 @dataclass(slots=True)
 class SlotSnapshot:
-    """What `rollback` needs to restore a slot exactly to a step boundary."""
+    """What `rollback` needs to restore a slot exactly to a step boundary. Taken for many slots
+    at once (a batched commit), the tensors are the batch's and `row` says which row is this
+    slot's: nothing is sliced unless the snapshot is used (most never are)."""
 
     length: int
     next_pos: int
-    ctx_sum: torch.Tensor
+    ctx_sum: torch.Tensor  # [layers, d], or [layers, S, d] with row
     ctx_count: float
-    bc: torch.Tensor
-    log_tau: torch.Tensor
+    bc: torch.Tensor  # [layers, r], or [layers, S, r] with row
+    log_tau: torch.Tensor  # [layers, length], or [layers, S, >= length] with row
+    row: int | None = None
+
+    def slot_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ctx_sum, bc, log_tau) of this slot alone."""
+        if self.row is None:
+            return self.ctx_sum, self.bc, self.log_tau
+        i = self.row
+        return self.ctx_sum[:, i], self.bc[:, i], self.log_tau[:, i, : self.length]
 
 
 class TemperatureKVCache:
@@ -106,7 +116,7 @@ class TemperatureKVCache:
             self.ah[layer].view(-1, ah.shape[-1]).index_copy_(0, batch.token_index, ah.reshape(-1, ah.shape[-1]))
         self.log_tau[layer].view(-1).index_copy_(0, batch.token_index, log_tau.reshape(-1).float())
         if batch.temperatures:  # the context sums feed the next commit; without temperatures there is none
-            h_sum = (h if batch.valid is None else h * batch.valid.unsqueeze(-1)).sum(1)
+            h_sum = h[:, 0] if h.shape[1] == 1 else (h if batch.valid is None else h * batch.valid.unsqueeze(-1)).sum(1)
             self.pend_sum[layer].index_add_(0, batch.rows, h_sum.float())
 
     def read(self, layer: int, batch: CacheBatch):
@@ -155,14 +165,15 @@ class TemperatureKVCache:
         """Drop everything after the snapshot (a rejected step or a probe). Entries before it
         were not modified since: eviction happens only at a boundary, before that boundary's
         snapshot is taken, so no snapshot ever predates an eviction it would have to undo."""
+        ctx_sum, bc, log_tau = snap.slot_tensors()
         self.length[slot] = snap.length
         self.next_pos[slot] = snap.next_pos
-        self.ctx_sum[:, slot] = snap.ctx_sum
+        self.ctx_sum[:, slot] = ctx_sum
         self.ctx_count[slot] = snap.ctx_count
         self.pend_sum[:, slot] = 0
         self.pend_count[slot] = 0
-        self.bc[:, slot] = snap.bc
-        self.log_tau[:, slot, : snap.length] = snap.log_tau
+        self.bc[:, slot] = bc
+        self.log_tau[:, slot, : snap.length] = log_tau
         self.log_tau[:, slot, snap.length :] = DEAD
 
     def token_temperature(self, slot: int) -> torch.Tensor:

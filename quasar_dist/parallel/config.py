@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from typing import Literal
 
 import torch
@@ -19,8 +20,10 @@ class ParallelConfig:
     """How long a replica waits for its placement group before failing with a ResourceError."""
     max_restarts: int = 2
     """Rebuilds of a failed gang per batch; after that the batch's rows come back with `error` set."""
-    cpus_per_rank: float = 1.0
-    """CPUs reserved per rank actor; its torch thread count is this, rounded down, at least 1."""
+    cpus_per_rank: float | None = None
+    """CPUs reserved per rank actor; its torch thread count is this, rounded down, at least 1.
+    None = this machine's cores shared by every rank of the run (cores // (tp * replicas)): what
+    a local run should use; on a cluster whose nodes differ from the driver's machine, set it."""
     use_gpu: bool | None = None
     """One GPU per rank and NCCL; None = use GPUs when the Ray cluster has any."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -34,10 +37,12 @@ class ParallelConfig:
         for name in ("tp", "replicas"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.cpus_per_rank is None:  # this machine's cores, shared by every rank of the run
+            self.cpus_per_rank = float(max(1, (os.cpu_count() or 1) // (self.tp * self.replicas)))
         if self.max_restarts < 0:
             raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts}")
         for name in ("placement_timeout_s", "collective_timeout_s", "cpus_per_rank"):
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     @property

@@ -53,8 +53,9 @@ class ReasoningConfig:
     """Nucleus sampling mass (used when temperature > 0)."""
     seed: int = 0
     """Seeds every task's own generator (mixed with its prompt text): same inputs, same outputs."""
-    max_batch_size: int = 8
-    """Engine cache slots: tasks decoded together (continuous batching)."""
+    max_batch_size: int = 256
+    """Engine cache slots: tasks decoded together (continuous batching). Hundreds fill a CPU:
+    each decode step is a few large matmuls instead of many small ones (docs/benchmarks.md)."""
     max_cache_len: int | None = None
     """Positions per slot (prompt + generation + probe); None = the model's max_sequence_length."""
     min_generation_room: int = 16
