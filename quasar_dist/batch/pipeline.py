@@ -13,6 +13,7 @@ from .config import RunConfig
 from .inputs import InputSpec
 from .prepare import prepare_tasks
 from .stage import ReasonStage
+from .uri import is_uri, resolve
 
 # The stage actor only waits on its gang, whose rank actors reserve the real CPUs. It asks for no
 # CPU at all: with the ranks holding all but one CPU and a read task holding that one, a stage
@@ -35,8 +36,9 @@ def configure_ray_data(show_progress_bars: bool = False) -> None:
 
 
 def build_dataset(cfg: RunConfig, spec: InputSpec, todo_ref, *, run_id: str) -> ray.data.Dataset:
+    files, filesystem = read_paths(spec.files_for(cfg.limit))
     tasks = ray.data.read_parquet(
-        spec.files_for(cfg.limit), file_extensions=None,  # inputs.py chose the files
+        files, filesystem=filesystem, file_extensions=None,  # inputs.py chose the files
     ).select_columns(spec.columns).map_batches(  # projection is pushed down into the read
         prepare_tasks,
         batch_format="pyarrow",
@@ -58,3 +60,13 @@ def build_dataset(cfg: RunConfig, spec: InputSpec, todo_ref, *, run_id: str) -> 
         compute=ray.data.ActorPoolStrategy(size=cfg.replicas, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT),
         num_cpus=STAGE_ACTOR_CPUS,
     )
+
+
+def read_paths(files: list[str]) -> tuple[list[str], object]:
+    """Local paths as they are; URIs as (paths inside the store, its pyarrow filesystem), so
+    the read tasks on every node use the filesystem the driver checked (credentials are not in
+    it: each node's filesystem finds them in the standard places)."""
+    if not files or not is_uri(files[0]):
+        return files, None
+    filesystem = resolve(files[0])[0]
+    return [resolve(f)[1] for f in files], filesystem
