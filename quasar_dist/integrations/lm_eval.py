@@ -30,7 +30,6 @@ class QuasarLM(LM):
         super().__init__()
         from quasar_dist.reasoning.reasoner import Reasoner
 
-        gsot = {k: v for k, v in gsot.items() if k not in ("trust_remote_code", "dtype")}
         if device and str(device).startswith("cuda") and not torch.cuda.is_available():
             device = None  # lm-eval's default is cuda; the Reasoner picks cuda when there is one, else cpu
         self.reasoner = Reasoner(model=model, mode=mode, tp=int(tp), device=device, **gsot)
