@@ -52,6 +52,10 @@ def run_date(text: str | None, today: dt.date | None = None) -> dt.date:
 
 
 def dated_output(base: str, day: dt.date) -> str:
+    from quasar_dist.batch.uri import is_uri, join
+
+    if is_uri(base):  # Path() would fold s3://bucket into s3:/bucket
+        return join(base, f"date={day.isoformat()}")
     return str(Path(base) / f"date={day.isoformat()}")
 
 

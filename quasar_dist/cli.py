@@ -125,5 +125,17 @@ def report(run_dir: str) -> None:
     report_from_dir(run_dir)
 
 
+@main.command("lm-eval", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                          "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def lm_eval_command(args: tuple[str, ...]) -> None:
+    """lm-evaluation-harness's own CLI with the `quasar` model and the quasar_reasoning task
+    registered, e.g. `quasar lm-eval run --model quasar --model_args model=tiny,mode=gsot
+    --tasks quasar_reasoning`. Every argument goes to lm-eval unchanged."""
+    from quasar_dist.integrations.lm_eval_cli import run_lm_eval
+
+    run_lm_eval(list(args))
+
+
 if __name__ == "__main__":
     sys.exit(main())

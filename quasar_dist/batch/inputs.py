@@ -1,7 +1,9 @@
 """Finding and checking the input Parquet files, on the driver, before anything heavy starts.
 
 Only Parquet footers are read here (schemas, row counts): a missing path, a file that is not
-Parquet, or a missing prompt column stops the run with a one-line InputError.
+Parquet, or a missing prompt column stops the run with a one-line InputError. The path may be a
+URI (s3://bucket/prefix/, gs://, hdfs://; file:// is a local path): the same checks and the same
+messages, through pyarrow's filesystem for it (store_inputs.py).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pyarrow.parquet as pq
 from quasar_dist.util.errors import InputError
 
 from .column_types import is_id, is_scalar, is_text
+from .uri import is_uri, local_path
 
 SHIPPED_TASKS = Path(__file__).resolve().parent.parent / "assets" / "sample_tasks.parquet"
 GLOB_CHARS = "*?["
@@ -56,6 +59,11 @@ def find_input_files(path: str | None) -> list[str]:
     """A file, every visible *.parquet under a folder, or the files a glob matches; sorted."""
     if path is None:
         return [str(SHIPPED_TASKS)]
+    path = local_path(path)
+    if is_uri(path):
+        from .store_inputs import find_store_files
+
+        return find_store_files(path, hidden=_hidden_name)
     if any(ch in path for ch in GLOB_CHARS):
         files = sorted(p for p in glob.glob(path, recursive=True) if Path(p).is_file())
         if not files:
@@ -73,13 +81,27 @@ def find_input_files(path: str | None) -> list[str]:
 
 
 def _hidden(file: Path, root: Path) -> bool:
+    return _hidden_name(file.relative_to(root).parts)
+
+
+def _hidden_name(parts) -> bool:
     """Spark/Hadoop side files (_SUCCESS, .crc) and our own temp files start with '_' or '.'."""
-    return any(part.startswith((".", "_")) for part in file.relative_to(root).parts)
+    return any(part.startswith((".", "_")) for part in parts)
+
+
+def open_parquet(file: str) -> pq.ParquetFile:
+    """A task file by local path or URI (the files find_input_files returns)."""
+    if is_uri(file):
+        from .uri import resolve
+
+        fs, path = resolve(file)
+        return pq.ParquetFile(fs.open_input_file(path))
+    return pq.ParquetFile(file)
 
 
 def read_schema(file: str) -> tuple[pa.Schema, int]:
     try:
-        meta = pq.read_metadata(file)
+        meta = open_parquet(file).metadata if is_uri(file) else pq.read_metadata(file)
         return meta.schema.to_arrow_schema(), meta.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]

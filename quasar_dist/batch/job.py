@@ -34,6 +34,7 @@ from .ray_session import local_num_cpus, ray_session
 from .resolve import flags_to_overrides, parallel_config, resolve_run_config
 from .results_store import ResultWriter, read_done_hashes
 from .task_plan import TaskPlan, plan_tasks, scan_task_ids
+from .uri import is_uri, strip_query
 
 
 def run_from_cli(**options) -> dict:
@@ -108,6 +109,7 @@ def peak_rss_mb() -> float:
 
 def summary_line(cfg: RunConfig, report: dict, outcome: StreamOutcome, plan: TaskPlan) -> str:
     accuracy = "n/a" if report["accuracy"] is None else f"{report['accuracy']:.1%}"
-    return (f"quasar: {report['tasks']} tasks in {Path(cfg.output).resolve()} ({outcome.computed} run now, "
+    where = strip_query(cfg.output) if is_uri(cfg.output) else Path(cfg.output).resolve()
+    return (f"quasar: {report['tasks']} tasks in {where} ({outcome.computed} run now, "
             f"{plan.num_skipped} resumed), {report['errors']} errors, accuracy {accuracy}, "
             f"{report['tasks_per_s']:.2f} tasks/s, {report['generated_tokens_per_s']:,.0f} gen tok/s")

@@ -4,15 +4,15 @@ folder's results come from a different model, mode or reasoning settings (mixing
 make one report describe two experiments)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from quasar_dist.util.typed_config import ConfigError, to_dict
 
 from .config import RunConfig
+from .folder_io import read_text, write_text
 from .resolve import parallel_config, reasoning_config
 from .results_store import clean_temp_files, clear_results, result_files, results_dir
+from .uri import is_uri
 
 CONFIG_FILE = "config.yaml"
 MUST_MATCH_TO_RESUME = ("model", "mode", "gsot")
@@ -30,22 +30,24 @@ def resolved_config(cfg: RunConfig) -> dict:
 def prepare_output(cfg: RunConfig) -> dict:
     """Create/clean the folder, check a resume is consistent, write config.yaml; returns it.
     Call it holding output_lock: it deletes temp files, which must not be a live run's."""
-    out = Path(cfg.output)
-    results_dir(out).mkdir(parents=True, exist_ok=True)
+    out = cfg.output
+    if not is_uri(out):  # a store has no folders to make: a prefix exists once an object is under it
+        results_dir(out).mkdir(parents=True, exist_ok=True)
     if not cfg.resume:
         clear_results(out)
     clean_temp_files(out)
     resolved = resolved_config(cfg)
     if result_files(out):
-        _check_same_experiment(out / CONFIG_FILE, resolved)
-    _write_yaml(out / CONFIG_FILE, resolved)
+        _check_same_experiment(out, resolved)
+    write_text(out, CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
     return resolved
 
 
-def _check_same_experiment(saved_path: Path, resolved: dict) -> None:
-    if not saved_path.is_file():
+def _check_same_experiment(out: str, resolved: dict) -> None:
+    text = read_text(out, CONFIG_FILE)
+    if text is None:
         return
-    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    saved = yaml.safe_load(text) or {}
     for key in MUST_MATCH_TO_RESUME:
         if key not in saved:
             continue
@@ -55,7 +57,7 @@ def _check_same_experiment(saved_path: Path, resolved: dict) -> None:
         if differing:
             name = differing[0]
             raise ConfigError(
-                f"{saved_path.parent} holds results made with {name}={old.get(name)!r}, not {new.get(name)!r}; "
+                f"{out} holds results made with {name}={old.get(name)!r}, not {new.get(name)!r}; "
                 "use another --output, or --no-resume to replace them"
             )
 
@@ -65,8 +67,3 @@ def _flat(key: str, value) -> dict:
         return {f"{key}.{k}": v for k, v in value.items()}
     return {key: value}
 
-
-def _write_yaml(path: Path, data: dict) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    temp.replace(path)

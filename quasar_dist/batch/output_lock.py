@@ -1,7 +1,11 @@
 """One run at a time per output folder. Two runs resuming the same folder at once would both run
 the tasks neither has written yet (duplicates), and one could delete the other's in-flight temp
 files. An flock on OUTPUT/.lock prevents that; the kernel releases it when the holder exits,
-even on SIGKILL, so a killed run never leaves the folder locked."""
+even on SIGKILL, so a killed run never leaves the folder locked.
+
+An output URI (s3://...) cannot be flocked: there the bucket and credentials are checked (one
+line, nothing written) and one run per prefix at a time is the caller's to keep (a RayJob per
+prefix, as for a scheduled day). docs/batch.md says so."""
 from __future__ import annotations
 
 import fcntl
@@ -12,11 +16,18 @@ from typing import Iterator
 
 from quasar_dist.util.typed_config import ConfigError
 
+from .store_access import store_info
+from .uri import is_uri
+
 LOCK_FILE = ".lock"
 
 
 @contextmanager
 def output_lock(output: str | Path) -> Iterator[None]:
+    if is_uri(str(output)):
+        _check_store_output(str(output))
+        yield
+        return
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"output {output} exists and is not a folder")
@@ -40,3 +51,11 @@ def output_lock(output: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_store_output(uri: str) -> None:
+    import pyarrow.fs as pafs
+
+    _, _, info = store_info(uri, "output")
+    if info.type == pafs.FileType.File:
+        raise ConfigError(f"output {uri} exists and is not a folder")

@@ -14,6 +14,7 @@ from .config import RunConfig
 from .inputs import InputSpec
 from .prepare import prepare_tasks
 from .stage import ReasonStage
+from .uri import is_uri, resolve
 
 # The stage actor only waits on its gang, whose rank actors reserve the real CPUs. It asks for no
 # CPU at all: with the ranks holding all but one CPU and a read task holding that one, a stage
@@ -39,8 +40,9 @@ def build_dataset(cfg: RunConfig, spec: InputSpec, todo_ref, *, run_id: str) -> 
     # Every column is read as plain strings: files may encode text differently (dictionary,
     # large_string, string_view; column_types.py), and Ray Data refuses to merge such schemas.
     read_schema = pa.schema([(name, pa.string()) for name in spec.columns])
+    files, filesystem = read_paths(spec.files_for(cfg.limit))
     tasks = ray.data.read_parquet(
-        spec.files_for(cfg.limit), file_extensions=None,  # inputs.py chose the files
+        files, filesystem=filesystem, file_extensions=None,  # inputs.py chose the files
         columns=spec.columns, schema=read_schema,  # projection is pushed down into the read
     ).map_batches(
         prepare_tasks,
@@ -63,3 +65,13 @@ def build_dataset(cfg: RunConfig, spec: InputSpec, todo_ref, *, run_id: str) -> 
         compute=ray.data.ActorPoolStrategy(size=cfg.replicas, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT),
         num_cpus=STAGE_ACTOR_CPUS,
     )
+
+
+def read_paths(files: list[str]) -> tuple[list[str], object]:
+    """Local paths as they are; URIs as (paths inside the store, its pyarrow filesystem), so
+    the read tasks on every node use the filesystem the driver checked (credentials are not in
+    it: each node's filesystem finds them in the standard places)."""
+    if not files or not is_uri(files[0]):
+        return files, None
+    filesystem = resolve(files[0])[0]
+    return [resolve(f)[1] for f in files], filesystem

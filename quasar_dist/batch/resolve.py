@@ -10,6 +10,7 @@ from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.util.typed_config import ConfigError, check_relative_path, from_dict, load_yaml_dict
 
 from .config import RunConfig
+from .uri import check_uri, is_uri, local_path, strip_query
 
 # `quasar run` option name -> RunConfig field (the others have the same name)
 FLAG_TO_FIELD = {"input_path": "input", "output_dir": "output"}
@@ -34,6 +35,7 @@ def resolve_run_config(config_path: str | None = None, overrides: dict | None = 
         # user's own choice and are not restricted
         check_relative_path(data["output"], source, "output")
     data.update(overrides or {})
+    data.update(checked_locations(data))
     cfg = from_dict(RunConfig, data, source=source)
     reasoning_config(cfg, source)  # fail now, not inside a replica
     parallel_config(cfg, source)
@@ -50,9 +52,26 @@ def parallel_config(cfg: RunConfig, source: str = "run config") -> ParallelConfi
     return from_dict(ParallelConfig, fields, source=source, prefix="parallel.")
 
 
+def checked_locations(data: dict) -> dict:
+    """input/output as URIs checked (scheme, no credentials in them: config.yaml keeps them),
+    file:// turned into local paths; a bad one is a one-line error before anything starts."""
+    located = {}
+    for key in ("input", "output"):
+        value = data.get(key)
+        if isinstance(value, str):
+            value = local_path(value)
+            located[key] = check_uri(value) if is_uri(value) else value
+    return located
+
+
 def check_output_outside_input(cfg: RunConfig) -> None:
     """Results written inside an input folder would be read back as tasks by the next run."""
     if cfg.input is None or any(ch in cfg.input for ch in "*?["):
+        return
+    if is_uri(cfg.input) or is_uri(cfg.output):
+        source, output = strip_query(cfg.input).rstrip("/") + "/", strip_query(cfg.output).rstrip("/") + "/"
+        if output.startswith(source):  # a prefix of objects: inside means below it
+            raise ConfigError(f"output folder {cfg.output} is inside the input folder {cfg.input}; pick another --output")
         return
     source, output = Path(cfg.input).resolve(), Path(cfg.output).resolve()
     if source.is_dir() and (output == source or source in output.parents):

@@ -1,9 +1,11 @@
 """OUTPUT/results/: result files that are either whole or absent.
 
-Each flush writes `.part-<run>-<n>.parquet.tmp` and renames it to `part-<run>-<n>.parquet`
+In a local folder, each flush writes `.part-<run>-<n>.parquet.tmp` and renames it to `part-<run>-<n>.parquet`
 (rename is atomic on POSIX filesystems), so a run killed at any instant leaves only complete
 files plus, at worst, one hidden temp file, which the next run deletes. Every path is built
 here from the output folder and names this module makes: nothing is written outside results/.
+An output given as a URI (s3://...) has no atomic rename: there, parts and their commit records
+are store_results.py's, and every function below hands over to it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import pyarrow.parquet as pq
 from quasar_dist.util.errors import InputError, ResourceError
 
 from .ids import id_hashes
+from .store_results import StoreResults
+from .uri import is_uri
 
 RESULTS = "results"
 PART_GLOB = "part-*.parquet"
@@ -28,12 +32,17 @@ def results_dir(output: str | Path) -> Path:
     return Path(output) / RESULTS
 
 
-def result_files(output: str | Path) -> list[Path]:
+def result_files(output: str | Path) -> list[Path] | list[str]:
+    """The committed result files (local paths, or paths inside the store for a URI)."""
+    if is_uri(str(output)):
+        return StoreResults(str(output)).paths()
     return sorted(results_dir(output).glob(PART_GLOB))
 
 
 def clean_temp_files(output: str | Path) -> int:
     """Delete the half-written files of a killed run; returns how many there were."""
+    if is_uri(str(output)):
+        return StoreResults(str(output)).clean_uncommitted()
     temps = list(results_dir(output).glob(TEMP_GLOB))
     for temp in temps:
         temp.unlink(missing_ok=True)
@@ -42,6 +51,8 @@ def clean_temp_files(output: str | Path) -> int:
 
 def clear_results(output: str | Path) -> int:
     """--no-resume: drop the earlier results (only the files this module writes)."""
+    if is_uri(str(output)):
+        return StoreResults(str(output)).clear()
     files = result_files(output)
     for f in files:
         f.unlink()
@@ -52,6 +63,11 @@ def clear_results(output: str | Path) -> int:
 def read_done_hashes(output: str | Path) -> np.ndarray:
     """Sorted unique hashes of the ids already in the results (only their id column is read)."""
     parts = [np.empty(0, np.uint64)]
+    if is_uri(str(output)):
+        store = StoreResults(str(output))
+        for name in store.committed():
+            parts.append(id_hashes(store.read_table(name, columns=["id"]).column("id").to_pylist()))
+        return np.unique(np.concatenate(parts))
     for f in result_files(output):
         try:
             ids = pq.read_table(f, columns=["id"]).column("id")
@@ -94,8 +110,10 @@ class ResultWriter:
     `flush_interval_s` seconds: the most a killed run loses, and few files for large runs."""
 
     def __init__(self, output: str | Path, run_id: str, *, flush_rows: int, flush_interval_s: float) -> None:
+        self.store = StoreResults(str(output)) if is_uri(str(output)) else None
         self.folder = results_dir(output)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.store is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
         self.flush_rows, self.flush_interval_s = flush_rows, flush_interval_s
         self.pending: list[pa.Table] = []
@@ -114,7 +132,10 @@ class ResultWriter:
     def flush(self) -> None:
         if self.num_pending:
             name = f"part-{self.run_id}-{self.num_files:05d}.parquet"
-            write_atomically(pa.concat_tables(self.pending), self.folder / name)
+            if self.store is not None:
+                self.store.write_part(pa.concat_tables(self.pending), name, self.run_id)
+            else:
+                write_atomically(pa.concat_tables(self.pending), self.folder / name)
             self.num_files += 1
         self.pending, self.num_pending = [], 0
         self.last_flush = time.monotonic()

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from quasar_dist.util.errors import InputError
 
 from .ids import derived_ids, id_hashes, ids_as_strings
-from .inputs import InputSpec
+from .inputs import InputSpec, open_parquet
 
 SCAN_ROWS = 65_536
 SHOWN_DUPLICATES = 3
@@ -67,7 +67,7 @@ def _scan(spec: InputSpec, limit: int | None) -> Iterator[tuple[pa.Array, np.nda
 
 def _batches(file: str, column: str) -> Iterator[pa.RecordBatch]:
     """The column's record batches; a corrupt data page (footer intact) is a one-line InputError."""
-    batches = pq.ParquetFile(file).iter_batches(columns=[column], batch_size=SCAN_ROWS)
+    batches = open_parquet(file).iter_batches(columns=[column], batch_size=SCAN_ROWS)
     while True:
         try:
             batch = next(batches)

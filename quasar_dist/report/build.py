@@ -3,10 +3,13 @@ rebuilt from the folder's results, config.yaml and runs.jsonl alone."""
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from pathlib import Path
 
 import yaml
+
+from quasar_dist.batch.folder_io import read_text, upload_folder, write_text
+from quasar_dist.batch.uri import is_uri
 
 from .markdown import report_markdown
 from .plots import write_plots
@@ -16,11 +19,9 @@ from .summary import build_report
 from .throughput import run_spans
 
 
-def read_run_config(run_dir: Path) -> dict:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return {}
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+def read_run_config(run_dir: str | Path) -> dict:
+    text = read_text(run_dir, "config.yaml")
+    return (yaml.safe_load(text) or {}) if text is not None else {}
 
 
 def model_shape(model: str | None):
@@ -37,19 +38,24 @@ def model_shape(model: str | None):
 
 
 def report_from_dir(run_dir: str | Path, plots: bool = True) -> dict:
-    """Write DIR/report.json, DIR/report.md and DIR/plots/*.png; returns the report."""
-    folder = Path(run_dir)
+    """Write DIR/report.json, DIR/report.md and DIR/plots/*.png; returns the report. DIR may be
+    a URI (s3://...): the plots are drawn in a local temp folder, then uploaded."""
+    folder = str(run_dir) if is_uri(str(run_dir)) else Path(run_dir)
     results = read_results(folder)
     runs = read_runs(folder)
     config = read_run_config(folder)
     report = build_report(results, runs, config, model_shape(config.get("model")))
-    names = write_plots(results, run_spans(results, runs), report, folder / "plots") if plots else []
-    _write_text(folder / "report.json", json.dumps(report, indent=2) + "\n")
-    _write_text(folder / "report.md", report_markdown(report, names))
+    names = _plots(folder, results, runs, report) if plots else []
+    write_text(folder, "report.json", json.dumps(report, indent=2) + "\n")
+    write_text(folder, "report.md", report_markdown(report, names))
     return report
 
 
-def _write_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+def _plots(folder: str | Path, results, runs, report: dict) -> list[str]:
+    spans = run_spans(results, runs)
+    if not is_uri(str(folder)):
+        return write_plots(results, spans, report, Path(folder) / "plots")
+    with tempfile.TemporaryDirectory(prefix="quasar-plots-") as local:
+        names = write_plots(results, spans, report, Path(local))
+        upload_folder(Path(local), str(folder), "plots")
+    return names

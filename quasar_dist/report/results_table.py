@@ -18,6 +18,10 @@ REPORT_COLUMNS = [
 
 def read_results(run_dir: str | Path) -> pa.Table:
     """All committed result rows (report columns only); an empty table when there are none yet."""
+    from quasar_dist.batch.uri import is_uri
+
+    if is_uri(str(run_dir)):
+        return _read_store_results(str(run_dir))
     folder = Path(run_dir)
     if not folder.is_dir():
         raise InputError(f"{run_dir}: no such run folder")
@@ -32,3 +36,13 @@ def read_results(run_dir: str | Path) -> pa.Table:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{folder / 'results'}: unreadable results ({first})") from None
     return pa.concat_tables(tables)
+
+
+def _read_store_results(uri: str) -> pa.Table:
+    """The committed parts under a URI (store_results.py: parts with a commit record)."""
+    from quasar_dist.batch.schema import OUTPUT_SCHEMA
+    from quasar_dist.batch.store_results import StoreResults
+
+    store = StoreResults(uri)
+    tables = [store.read_table(name, columns=REPORT_COLUMNS) for name in store.committed()]
+    return pa.concat_tables(tables) if tables else OUTPUT_SCHEMA.empty_table().select(REPORT_COLUMNS)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quasar_dist.batch.config import RunConfig
-from quasar_dist.batch.inputs import InputSpec
+from quasar_dist.batch.inputs import InputSpec, open_parquet
 from quasar_dist.batch.metrics import StageMetrics
 from quasar_dist.batch.prepare import prepare_tasks
 from quasar_dist.batch.stage import solve_batch
@@ -48,7 +48,7 @@ def _planned_tasks(spec: InputSpec, todo: np.ndarray, limit: int | None) -> Iter
     left = spec.num_rows if limit is None else limit
     found = 0
     for file in spec.files_for(limit):
-        for batch in pq.ParquetFile(file).iter_batches(columns=spec.columns, batch_size=READ_ROWS):
+        for batch in open_parquet(file).iter_batches(columns=spec.columns, batch_size=READ_ROWS):
             if left <= 0 or found >= len(todo):  # past the limit, or every planned id already read
                 return
             rows = pa.Table.from_batches([batch]).slice(0, left)

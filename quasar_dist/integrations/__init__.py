@@ -1,0 +1,1 @@
+"""Front ends other tools already run, wired to quasar-dist (lm_eval: lm-evaluation-harness)."""
