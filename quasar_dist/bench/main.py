@@ -9,15 +9,20 @@ import torch
 
 from quasar_dist.model import resolve_model_path
 from quasar_dist.reasoning.config import ReasoningConfig
+from quasar_dist.reasoning.solve import engine_slots
 
 from .curve import accuracy_compute_curve
 from .engine_vs_hf import compare_engine_hf
 from .gsot_vs_cot import compare_gsot_cot
 from .overhead import compare_guidance
+from .throughput_section import throughput_section
 from .workload import load_workload
 
-QUICK = {"tasks_per_kind": 8, "hf_prompts": 16, "batch_sizes": (1, 16), "curve_tasks_per_kind": 6}
-FULL = {"tasks_per_kind": 100, "hf_prompts": 64, "batch_sizes": (1, 8, 32, 64), "curve_tasks_per_kind": 50}
+QUICK = {"tasks_per_kind": 8, "hf_prompts": 16, "batch_sizes": (1, 16), "curve_tasks_per_kind": 6,
+         "throughput": {"tiny": 64, "qwen2-40m": 8}}
+FULL = {"tasks_per_kind": 100, "hf_prompts": 64, "batch_sizes": (1, 8, 32, 64, 256), "curve_tasks_per_kind": 50,
+        "throughput": {"tiny": 1024, "qwen2-40m": 64}}
+
 
 
 def device_name() -> str:
@@ -29,7 +34,7 @@ def device_name() -> str:
 def run_bench(quick: bool = False, json_path: str | None = None, model_name: str = "tiny") -> dict:
     size = QUICK if quick else FULL
     model, tokenizer, tasks = load_workload(model_name, size["tasks_per_kind"])
-    batch = max(size["batch_sizes"])
+    batch = engine_slots(model, ReasoningConfig())  # what `quasar run` uses: the comparisons run at it
     gsot = ReasoningConfig(mode="gsot", max_new_tokens=128, max_batch_size=batch)
     result = {"gsot_vs_cot": compare_gsot_cot(model, tokenizer, tasks, gsot, batch)}
     prompts = [t["prompt"] for t in tasks][: size["hf_prompts"]]
@@ -38,6 +43,7 @@ def run_bench(quick: bool = False, json_path: str | None = None, model_name: str
     curve_tasks = tasks[: size["curve_tasks_per_kind"]] + tasks[size["tasks_per_kind"] : size["tasks_per_kind"] + size["curve_tasks_per_kind"]]
     png = Path(json_path).with_suffix(".png") if json_path else Path("bench_curve.png")
     result["accuracy_vs_compute"] = accuracy_compute_curve(model, tokenizer, curve_tasks, gsot, png)
+    result["throughput"] = throughput_section(model, resolve_model_path(model_name), size["throughput"])
     result["device"] = device_name()
     result["quick"] = quick
     text = json.dumps(result, indent=2, default=float)

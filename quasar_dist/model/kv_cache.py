@@ -84,6 +84,15 @@ class TemperatureKVCache:
         self.pend_sum = torch.zeros_like(self.ctx_sum)
         self.pend_count = torch.zeros_like(self.ctx_count)
 
+    @staticmethod
+    def bytes_per_slot(model, max_len: int) -> int:
+        """What one slot of `model.allocate_cache` takes (k, v, A h, log tau, positions)."""
+        cfg = model.config
+        attn = model.model.layers[0].self_attn
+        width = model.lm_head.weight.element_size()
+        per_entry = cfg.num_layers * ((2 * attn.local_kv_heads * cfg.head_dim + cfg.ttm_dim) * width + 4) + 8
+        return per_entry * max_len
+
     @property
     def device(self) -> torch.device:
         return self.k.device

@@ -41,7 +41,7 @@ def solve(state, prompts: list[str], config: dict, seed: int) -> list[dict]:
     random.seed(seed)
     torch.manual_seed(seed)
     reasoning_cfg = from_dict(ReasoningConfig, config, source="reasoning config")
-    key = (reasoning_cfg.max_batch_size, reasoning_cfg.max_cache_len)
+    key = (reasoning_cfg.max_batch_size, reasoning_cfg.cache_memory_mb, reasoning_cfg.max_cache_len)
     if key not in state.engines:
         state.engines[key] = build_engine(state.model, state.tokenizer, reasoning_cfg)
     return solve_prompts(state.model, state.tokenizer, prompts, reasoning_cfg, engine=state.engines[key])

@@ -53,9 +53,12 @@ class ReasoningConfig:
     """Nucleus sampling mass (used when temperature > 0)."""
     seed: int = 0
     """Seeds every task's own generator (mixed with its prompt text): same inputs, same outputs."""
-    max_batch_size: int = 256
-    """Engine cache slots: tasks decoded together (continuous batching). Hundreds fill a CPU:
-    each decode step is a few large matmuls instead of many small ones (docs/benchmarks.md)."""
+    max_batch_size: int | None = None
+    """Engine cache slots: tasks decoded together (continuous batching). None = as many as
+    cache_memory_mb holds, at most MAX_AUTO_SLOTS: hundreds fill a CPU, since a decode step is then
+    a few large matmuls instead of many small ones (docs/benchmarks.md)."""
+    cache_memory_mb: float = 1024.0
+    """Memory for the KV + temperature cache when max_batch_size is None (per replica rank)."""
     max_cache_len: int | None = None
     """Positions per slot (prompt + generation + probe); None = the model's max_sequence_length."""
     min_generation_room: int = 16
@@ -66,7 +69,11 @@ class ReasoningConfig:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.guidance is not None and self.guidance not in GUIDANCE_MODES:
             raise ValueError(f"guidance must be one of {', '.join(GUIDANCE_MODES)} or null, got {self.guidance!r}")
-        _at_least(self, 1, "max_steps", "max_new_tokens", "probe_tokens", "max_batch_size", "min_generation_room")
+        _at_least(self, 1, "max_steps", "max_new_tokens", "probe_tokens", "min_generation_room")
+        if self.max_batch_size is not None and self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1 or null, got {self.max_batch_size}")
+        if not self.cache_memory_mb > 0:
+            raise ValueError(f"cache_memory_mb must be > 0, got {self.cache_memory_mb}")
         _at_least(self, 0, "max_retries", "sink_tokens", "recent_tokens", "backtrack_below", "evict_below",
                   "epsilon", "temperature")
         if not 0.0 < self.answer_confidence <= 1.0:

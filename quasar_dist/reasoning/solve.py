@@ -9,6 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from quasar_dist.engine import Engine, SamplingParams, Sequence, StopRule
+from quasar_dist.model.kv_cache import TemperatureKVCache
 
 from .config import ReasoningConfig
 from .cot import CotPolicy
@@ -23,9 +24,22 @@ def resolve_guidance(model, config: ReasoningConfig) -> str:
     return "off" if config.mode == "cot" else model.guidance
 
 
+MAX_AUTO_SLOTS = 512  # more slots than this bought nothing measurable on 2 cores (docs/benchmarks.md)
+
+
 def build_engine(model, tokenizer, config: ReasoningConfig) -> Engine:
     """One engine (one cache allocation) that can serve many solve_prompts calls."""
-    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=config.max_batch_size, max_len=config.max_cache_len)
+    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=engine_slots(model, config),
+                  max_len=config.max_cache_len)
+
+
+def engine_slots(model, config: ReasoningConfig) -> int:
+    """config.max_batch_size, or as many slots as cache_memory_mb holds (1 to MAX_AUTO_SLOTS)."""
+    if config.max_batch_size is not None:
+        return config.max_batch_size
+    max_len = min(config.max_cache_len or model.config.max_sequence_length, model.config.max_sequence_length)
+    per_slot = TemperatureKVCache.bytes_per_slot(model, max_len)
+    return int(max(1, min(MAX_AUTO_SLOTS, config.cache_memory_mb * 2**20 // per_slot)))
 
 
 def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig, *, engine: Engine | None = None) -> list[dict]:
