@@ -22,7 +22,7 @@ TINY_SHAPE = dict(
 )
 
 
-def make_hf_checkpoint(arch: str, folder: Path, seed: int = 0):
+def make_hf_checkpoint(arch: str, folder: Path, seed: int = 0, rope_theta: float = 10000.0):
     import transformers as tf
 
     classes = {
@@ -32,7 +32,7 @@ def make_hf_checkpoint(arch: str, folder: Path, seed: int = 0):
     }
     cfg_cls, model_cls = classes[arch]
     extra = {"sliding_window": 128} if arch == "mistral" else {}
-    cfg = cfg_cls(**TINY_SHAPE, **extra, rope_theta=10000.0, tie_word_embeddings=(arch == "qwen2"))
+    cfg = cfg_cls(**TINY_SHAPE, **extra, rope_theta=rope_theta, tie_word_embeddings=(arch == "qwen2"))
     torch.manual_seed(seed)
     model = model_cls(cfg).eval()
     with torch.no_grad():  # make biases non-zero so they are really tested

@@ -316,3 +316,34 @@ def test_temperatures_are_snapshots_not_views_of_the_cache(model, tokenizer):
     engine.evict(seq, keep)
     run_tokens(engine, seq, 4)
     assert torch.equal(positions, kept_positions) and torch.equal(tau, kept_tau)
+
+
+def test_compaction_moves_sequences_without_changing_them(model, tokenizer, monkeypatch):
+    """With nothing waiting, sequences of high slots move into freed low ones (their cache rows
+    go with them), so the decode batch stays a dense slot range; outputs are unchanged."""
+    from quasar_dist.engine.scheduler import Scheduler
+
+    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS]
+    limits = [3, 16, 4, 16, 2, 16, 16]  # early finishers free low slots while others still run
+    def run(engine):
+        seqs = [Sequence(i, ids, max_new_tokens=n) for i, (ids, n) in enumerate(zip(prompts, limits))]
+        for seq in seqs:
+            engine.add(seq)
+        while engine.has_work():
+            for seq in engine.step():
+                engine.release(seq)
+        return [(s.output_ids, s.counters) for s in seqs]
+
+    original = Scheduler.compact
+    monkeypatch.setattr(Scheduler, "compact", lambda self: [])
+    static = run(new_engine(model, tokenizer, num_slots=7))  # no compaction: holes stay holes
+    moves = []
+    monkeypatch.setattr(Scheduler, "compact", lambda self: _record(original(self), moves))
+    compacted = run(new_engine(model, tokenizer, num_slots=7))
+    assert moves, "the workload never left a hole below a running sequence"
+    assert compacted == static
+
+
+def _record(made: list, log: list) -> list:
+    log.extend(made)
+    return made

@@ -44,6 +44,28 @@ def test_matches_transformers(hf_pair, mode):
     assert diff <= model_bound(ours_model, expected)
 
 
+def test_rope_base_is_read_from_either_config_format(tmp_path):
+    """transformers 5 writes `rope_parameters: {rope_theta}` where 4 wrote `rope_theta`; a base
+    read wrong (10000 instead of 1e6) changes every logit (found by the Qwen2 throughput bench)."""
+    ref = make_hf_checkpoint("qwen2", tmp_path, rope_theta=1e6)
+    ids = _ids()
+    with torch.no_grad():
+        expected = ref(ids).logits
+        ours = load_model(tmp_path, guidance="off")
+        got = ours(ids)
+    assert ours.config.rope_theta == 1e6
+    assert (got - expected).abs().max() <= model_bound(ours, expected)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("rope_parameters", None)
+    config["rope_theta"] = 1e6  # the older format
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert load_model(tmp_path).config.rope_theta == 1e6
+    config["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="RoPE type 'yarn' is not supported"):
+        load_model(tmp_path)
+
+
 def _trained_like_model(folder, mode, seed=3):
     """A model whose TTM is far from identity, so guidance really acts."""
     model = load_model(folder, guidance=mode)

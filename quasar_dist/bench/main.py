@@ -21,7 +21,7 @@ from .workload import load_workload
 QUICK = {"tasks_per_kind": 8, "hf_prompts": 16, "batch_sizes": (1, 16), "curve_tasks_per_kind": 6,
          "throughput": {"tiny": 64, "qwen2-40m": 8}}
 FULL = {"tasks_per_kind": 100, "hf_prompts": 64, "batch_sizes": (1, 8, 32, 64, 256), "curve_tasks_per_kind": 50,
-        "throughput": {"tiny": 1024, "qwen2-40m": 64}}
+        "throughput": {"tiny": 1024, "qwen2-40m": 256}}
 
 
 

@@ -4,7 +4,7 @@
     qwen2-40m  a random-weight Qwen2-shaped model from configs/bench/qwen2-40m.json (40M
                parameters, q/k/v biases, tied embeddings, GQA 8/2): prompts 64-256, outputs 32-128
 Both: greedy, EOS ignored, output lengths forced; our engine with its default slot count, HF at
-batch 64 (tiny) and 32 (qwen2-40m), vLLM's run_hf static batches.
+batch 64, vLLM's run_hf static batches.
 """
 from __future__ import annotations
 
@@ -32,6 +32,6 @@ def throughput_section(model, folder, requests: dict[str, int]) -> dict:
             qwen = load_model(qwen_folder).eval()
             out["qwen2-40m"] = compare_throughput(
                 qwen, load_hf(qwen_folder), Workload("qwen2-40m", requests["qwen2-40m"], (64, 256), (32, 128)),
-                num_slots=engine_slots(qwen, ReasoningConfig(max_cache_len=256 + 128)), hf_batch_size=32, peak_flops=peak)
+                num_slots=engine_slots(qwen, ReasoningConfig(max_cache_len=256 + 128)), hf_batch_size=64, peak_flops=peak)
     out["ratio"] = min(row["ratio"] for key, row in out.items() if isinstance(row, dict))
     return out

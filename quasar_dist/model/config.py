@@ -73,8 +73,7 @@ class ModelConfig:
         if model_type not in HF_ARCHITECTURES:
             known = ", ".join(HF_ARCHITECTURES)
             raise ModelLoadError(f"{source}: unsupported architecture {model_type!r} (supported: {known})")
-        if d.get("rope_scaling"):
-            raise ModelLoadError(f"{source}: rope_scaling {d['rope_scaling']!r} is not supported")
+        rope_theta = _rope_theta(d, source)
         try:
             eos = d.get("eos_token_id")
             eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
@@ -89,7 +88,7 @@ class ModelConfig:
                 num_heads=int(d["num_attention_heads"]),
                 num_kv_heads=int(d.get("num_key_value_heads") or d["num_attention_heads"]),
                 head_dim=int(d.get("head_dim") or 0),
-                rope_theta=float(d.get("rope_theta", 10000.0)),
+                rope_theta=rope_theta,
                 rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
                 max_position_embeddings=int(d.get("max_position_embeddings", 2048)),
                 tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
@@ -134,3 +133,17 @@ class ModelConfig:
         if self.sliding_window:
             d["sliding_window"] = self.sliding_window
         return d
+
+
+def _rope_theta(d: dict, source: str) -> float:
+    """The RoPE base. transformers < 5 writes `rope_theta` (and `rope_scaling`); 5 writes
+    `rope_parameters: {rope_type, rope_theta, ...}`. Only plain RoPE is supported: any scaling
+    type is refused rather than silently computed wrong."""
+    params = d.get("rope_parameters") or {}
+    scaling = d.get("rope_scaling") or {}
+    for found in (params, scaling):
+        kind = found.get("rope_type", found.get("type", "default"))
+        if kind != "default":
+            raise ModelLoadError(f"{source}: RoPE type {kind!r} is not supported (plain RoPE only)")
+    theta = params.get("rope_theta", d.get("rope_theta", 10000.0))
+    return float(theta)
