@@ -101,14 +101,17 @@ def data() -> None:
 @click.option("--n", "n", type=int, required=True, help="Number of tasks.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--distractors", type=int, default=None,
+              help="Mix exactly this many irrelevant sentences into each prompt and record relevant_spans "
+                   "(default: today's tasks, 0-2 distractors, no spans).")
 @click.option("--out", "out_path", required=True, help="Output Parquet file.")
 @_fail_cleanly
-def data_make(kind: str, n: int, seed: int, split: str, out_path: str) -> None:
-    """Generate N tasks of KIND into a Parquet file (id, prompt, answer, solution, kind)."""
+def data_make(kind: str, n: int, seed: int, split: str, distractors: int | None, out_path: str) -> None:
+    """Generate N tasks of KIND into a Parquet file (id, prompt, answer, solution, kind[, relevant_spans])."""
     from quasar_dist.data.tasks import make_tasks, write_tasks
 
     try:
-        rows = make_tasks(kind, n, seed, split=split)
+        rows = make_tasks(kind, n, seed, split=split, distractors=distractors)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     write_tasks(rows, out_path)

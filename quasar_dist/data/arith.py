@@ -94,8 +94,32 @@ def _event(p: _Builder, cost_left: int) -> bool:
     return True
 
 
+def make_arith_parts(rng: random.Random, steps: int):
+    """The problem before any distractor: (segments [(text, relevant, section)], solution,
+    answer, subject), or None if this draw got stuck (retry). Sections: facts, question."""
+    p = _build(rng, steps)
+    if p is None:
+        return None
+    builder, question = p
+    segments = [(f, True, "facts") for f in builder.facts] + [(question, True, "question")]
+    return segments, _solution(builder), str(builder.total), builder.subject
+
+
 def make_arith_problem(rng: random.Random, steps: int, distractors: bool) -> dict[str, str] | None:
     """One problem with exactly `steps` solution lines, or None if this draw got stuck (retry)."""
+    built = _build(rng, steps)
+    if built is None:
+        return None
+    p, question = built
+    if distractors:
+        for _ in range(rng.randint(1, 2)):
+            sentence = rng.choice(_DISTRACTORS).format(
+                n=rng.choice(p.others), b=rng.randint(2, 20), o=rng.choice(OBJECTS))
+            p.facts.insert(rng.randint(0, len(p.facts)), sentence)
+    return {"prompt": " ".join(p.facts + [question]), "solution": _solution(p), "answer": str(p.total)}
+
+
+def _build(rng: random.Random, steps: int) -> tuple[_Builder, str] | None:
     if not MIN_STEPS <= steps <= MAX_STEPS:
         raise ValueError(f"arith steps must be in {MIN_STEPS}..{MAX_STEPS}, got {steps}")
     if rng.random() < 0.7:
@@ -116,13 +140,8 @@ def make_arith_problem(rng: random.Random, steps: int, distractors: bool) -> dic
     while len(p.steps) < steps:
         if not _event(p, steps - len(p.steps)):
             return None
-    if distractors:
-        for _ in range(rng.randint(1, 2)):
-            sentence = rng.choice(_DISTRACTORS).format(
-                n=rng.choice(p.others), b=rng.randint(2, 20), o=rng.choice(OBJECTS))
-            p.facts.insert(rng.randint(0, len(p.facts)), sentence)
-    question = f"How many {obj} does {asked} have now?"
-    answer = str(p.total)
-    return {"prompt": " ".join(p.facts + [question]),
-            "solution": "\n".join(p.steps + [f"#### {answer}"]),
-            "answer": answer}
+    return p, f"How many {obj} does {asked} have now?"
+
+
+def _solution(p: _Builder) -> str:
+    return "\n".join(p.steps + [f"#### {p.total}"])

@@ -40,6 +40,14 @@ def _fresh(rng: random.Random, used: set[str]) -> str:
 
 def make_logic_problem(rng: random.Random, hops: int, answer: str) -> dict[str, str]:
     """One problem whose asked chain has `hops` rules and whose answer is `answer` ('yes'/'no')."""
+    segments, solution, answer, _ = make_logic_parts(rng, hops, answer)
+    return {"prompt": " ".join(text for text, _, _ in segments), "solution": solution, "answer": answer}
+
+
+def make_logic_parts(rng: random.Random, hops: int, answer: str):
+    """(segments [(text, relevant, section)], solution, answer, asked chain). Relevant: the
+    headers, the asked chain's rules, its root fact (answer yes) and the question. Sections:
+    facts, rules, question (the headers open their sections)."""
     if not MIN_HOPS <= hops <= MAX_HOPS:
         raise ValueError(f"logic hops must be in {MIN_HOPS}..{MAX_HOPS}, got {hops}")
     if answer not in ("yes", "no"):
@@ -55,11 +63,13 @@ def make_logic_problem(rng: random.Random, hops: int, answer: str) -> dict[str, 
     rules = [(c, p) for chain in (asked_chain, other_chain) for p, c in zip(chain, chain[1:])]
     rng.shuffle(rules)
     asked = asked_chain[-1]
-    prompt = " ".join(
-        ["Facts:"] + [f"{f} true." for f in facts]
-        + [HEADER] + [f"{head} {body}." for head, body in rules]
-        + ["Question:", f"does {asked} hold?"])
+    on_chain = set(asked_chain)
+    segments = (
+        [("Facts:", True, "facts")] + [(f"{f} true.", f in on_chain, "facts") for f in facts]
+        + [(HEADER, True, "rules")] + [(f"{head} {body}.", head in on_chain, "rules") for head, body in rules]
+        + [("Question:", True, "question"), (f"does {asked} hold?", True, "question")]
+    )
     chain = asked_chain[::-1]  # asked first
     root_body = "true" if answer == "yes" else "none"
     steps = [f"need {head} {body}" for head, body in zip(chain, chain[1:])] + [f"need {chain[-1]} {root_body}"]
-    return {"prompt": prompt, "solution": "\n".join(steps + [f"#### {answer}"]), "answer": answer}
+    return segments, "\n".join(steps + [f"#### {answer}"]), answer, asked_chain

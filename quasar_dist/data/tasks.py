@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quasar_dist.data.arith import make_arith_problem
+from quasar_dist.data.distractors import make_distracted
 from quasar_dist.data.logic import make_logic_problem
 from quasar_dist.data.splits import check_split, split_of
 
@@ -29,25 +30,32 @@ def training_text(task: dict) -> str:
     return task["prompt"] + "\n" + task["solution"]
 
 
-def _candidate(kind: str, rng: random.Random, i: int) -> dict[str, str] | None:
+def _candidate(kind: str, rng: random.Random, i: int, distractors: int | None) -> dict[str, str] | None:
     level = 2 + (i // 2) % 4 if kind == "logic" else 2 + i % 4
+    if distractors is not None:
+        return make_distracted(kind, rng, level, "yes" if i % 2 == 0 else "no", distractors)
     if kind == "arith":
         return make_arith_problem(rng, steps=level, distractors=rng.random() < 0.5)
     return make_logic_problem(rng, hops=level, answer="yes" if i % 2 == 0 else "no")
 
 
-def make_tasks(kind: str, n: int, seed: int, split: str = "test") -> list[dict]:
+def make_tasks(kind: str, n: int, seed: int, split: str = "test", distractors: int | None = None) -> list[dict]:
     """`n` distinct tasks of `kind` ('arith', 'logic' or 'mixed') from `split`, reproducible by seed.
 
     'mixed' interleaves make_tasks('arith', ceil(n/2), seed) and make_tasks('logic', n//2, seed).
+    distractors None: today's tasks. A number: exactly that many irrelevant sentences per prompt,
+    and a `relevant_spans` field (distractors.py); the split then hashes the core problem.
     """
+    if distractors is not None and distractors < 0:
+        raise ValueError(f"distractors must be >= 0, got {distractors}")
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r} (known: {', '.join(KINDS)})")
     check_split(split)
     if n < 0:
         raise ValueError(f"number of tasks must be >= 0, got {n}")
     if kind == "mixed":
-        arith, logic = make_tasks("arith", (n + 1) // 2, seed, split), make_tasks("logic", n // 2, seed, split)
+        arith = make_tasks("arith", (n + 1) // 2, seed, split, distractors)
+        logic = make_tasks("logic", n // 2, seed, split, distractors)
         mixed = [t for pair in zip(arith, logic) for t in pair]
         return mixed + arith[len(logic):]
     rng = random.Random(seed)
@@ -55,20 +63,28 @@ def make_tasks(kind: str, n: int, seed: int, split: str = "test") -> list[dict]:
     tasks = []
     for i in range(n):
         for _ in range(MAX_DRAWS_PER_TASK):
-            problem = _candidate(kind, rng, i)
-            if problem and problem["prompt"] not in seen and split_of(problem["prompt"]) == split:
+            problem = _candidate(kind, rng, i, distractors)
+            key = problem and problem.pop("core", problem["prompt"])  # what the split and uniqueness hash
+            if problem and key not in seen and split_of(key) == split:
                 break
         else:
             raise RuntimeError(f"could not draw task {i} of {kind}/{split} in {MAX_DRAWS_PER_TASK} tries")
-        seen.add(problem["prompt"])
+        seen.add(key)
         tasks.append({"id": f"{kind}-{split}-{i:06d}", **problem, "kind": kind})
     return tasks
 
 
+SPAN_TYPE = pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32())]))
+
+
 def write_tasks(rows: Iterable[dict], path: str | Path) -> Path:
-    """Write tasks as Parquet (pyarrow) with string columns id, prompt, answer, solution, kind."""
+    """Write tasks as Parquet (pyarrow) with string columns id, prompt, answer, solution, kind,
+    and `relevant_spans` (list<struct<start: int32, end: int32>>) when the tasks have them."""
     rows = list(rows)
-    table = pa.table({c: pa.array([str(r[c]) for r in rows], type=pa.string()) for c in COLUMNS})
+    columns = {c: pa.array([str(r[c]) for r in rows], type=pa.string()) for c in COLUMNS}
+    if rows and "relevant_spans" in rows[0]:
+        columns["relevant_spans"] = pa.array([r["relevant_spans"] for r in rows], type=SPAN_TYPE)
+    table = pa.table(columns)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
