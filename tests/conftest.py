@@ -7,3 +7,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+import pytest
+
+from quasar_dist.model.registry import SHIPPED
+
+HAS_TINY = (SHIPPED["tiny"] / "config.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    """The model the job-layer tests run: the shipped one, or a small random one where it is
+    absent. (Test files that need another `model` define their own, which takes precedence.)"""
+    if HAS_TINY:
+        return "tiny"
+    from quasar_dist.parallel.toy_model import write_toy_model
+
+    return str(write_toy_model(tmp_path_factory.mktemp("toy")))

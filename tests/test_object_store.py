@@ -52,15 +52,6 @@ def s3():
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    if HAS_TINY:
-        return "tiny"
-    from quasar_dist.parallel.toy_model import write_toy_model
-
-    return str(write_toy_model(tmp_path_factory.mktemp("toy")))
-
-
-@pytest.fixture(scope="module")
 def run_yaml(tmp_path_factory, model) -> Path:
     path = tmp_path_factory.mktemp("cfg") / "run.yaml"
     path.write_text(yaml.safe_dump({"model": model, "batch_size": 2, "flush_rows": 4, "gsot": GSOT}))

@@ -19,15 +19,6 @@ HAS_TINY = (SHIPPED["tiny"] / "config.json").is_file()
 GSOT = {"max_steps": 4, "max_new_tokens": 48, "max_batch_size": 4}
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    if HAS_TINY:
-        return "tiny"
-    from quasar_dist.parallel.toy_model import write_toy_model
-
-    return str(write_toy_model(tmp_path_factory.mktemp("toy")))
-
-
 def test_bad_config_is_refused_before_any_actor_starts(tmp_path):
     with pytest.raises(ConfigError, match="gsot.max_stepz"):
         quasar_dist.build_processor({"gsot": {"max_stepz": 2}})
