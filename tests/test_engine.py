@@ -347,3 +347,26 @@ def test_compaction_moves_sequences_without_changing_them(model, tokenizer, monk
 def _record(made: list, log: list) -> list:
     log.extend(made)
     return made
+
+
+def test_exit_oracle_ceiling_counts_tokens_after_the_earliest_stable_right_answer():
+    from quasar_dist.bench.exit_oracle import _ceiling, _Track
+
+    tracks = [
+        _Track("7", probes=[(0, None), (4, "7"), (9, "3"), (12, "7")], final="7", generated=20),  # stable from 12
+        _Track("5", probes=[(0, "5"), (6, "5")], final="5", generated=10),  # right from the start
+        _Track("2", probes=[(0, "2")], final="9", generated=30),  # wrong anyway: exits at once
+    ]
+    out = _ceiling(tracks)
+    assert out["accuracy"] == 2 / 3
+    assert out["oracle_token_saving"] == (8 + 10 + 30) / 60
+    assert out["oracle_token_saving_correct_tasks_only"] == (8 + 10) / 60
+    assert out["first_step_probe_accuracy"] == 2 / 3  # tasks 2 and 3 answer right at once
+
+
+def test_exit_oracle_runs_on_a_model(model, tokenizer):
+    from quasar_dist.bench.exit_oracle import exit_oracle
+
+    tasks = [{"prompt": p, "answer": "7"} for p in PROMPTS[:3]]
+    out = exit_oracle(model, tokenizer, tasks, max_new_tokens=12, num_slots=2)
+    assert out["tasks"] == 3 and out["generated_tokens"] > 0 and 0.0 <= out["oracle_token_saving"] <= 1.0

@@ -13,6 +13,7 @@ from quasar_dist.reasoning.solve import engine_slots
 
 from .curve import accuracy_compute_curve
 from .engine_vs_hf import compare_engine_hf
+from .exit_oracle import exit_oracle
 from .gsot_vs_cot import compare_gsot_cot
 from .overhead import compare_guidance
 from .throughput_section import throughput_section
@@ -43,6 +44,8 @@ def run_bench(quick: bool = False, json_path: str | None = None, model_name: str
     curve_tasks = tasks[: size["curve_tasks_per_kind"]] + tasks[size["tasks_per_kind"] : size["tasks_per_kind"] + size["curve_tasks_per_kind"]]
     png = Path(json_path).with_suffix(".png") if json_path else Path("bench_curve.png")
     result["accuracy_vs_compute"] = accuracy_compute_curve(model, tokenizer, curve_tasks, gsot, png)
+    result["exit_oracle"] = {kind: exit_oracle(model, tokenizer, [t for t in tasks if t["kind"] == kind],
+                                               max_new_tokens=128, num_slots=batch) for kind in ("arith", "logic")}
     result["throughput"] = throughput_section(model, resolve_model_path(model_name), size["throughput"])
     result["device"] = device_name()
     result["quick"] = quick
