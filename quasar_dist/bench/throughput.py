@@ -39,16 +39,18 @@ class Workload:
         return out
 
 
-def gemm_peak_flops(size: int = 1024, repeats: int = 10) -> float:
-    """FLOP/s of a square fp32 matmul on this process's threads (best of `repeats`)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def gemm_peak_flops(sizes: tuple[int, ...] = (1024, 2048), repeats: int = 20) -> float:
+    """FLOP/s of square fp32 matmuls on this process's threads: the best of `repeats` at each
+    size (a peak is a maximum: on a shared machine every slower run is noise)."""
+    best = 0.0
+    for size in sizes:
+        a, b = torch.randn(size, size), torch.randn(size, size)
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 / best
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2.0 * size**3 / (time.perf_counter() - start))
+    return best
 
 
 NEVER_STOP = StopRule(newline_ids=frozenset(), eos_ids=frozenset(), decode=lambda ids: "")

@@ -33,5 +33,11 @@ def throughput_section(model, folder, requests: dict[str, int]) -> dict:
             out["qwen2-40m"] = compare_throughput(
                 qwen, load_hf(qwen_folder), Workload("qwen2-40m", requests["qwen2-40m"], (64, 256), (32, 128)),
                 num_slots=engine_slots(qwen, ReasoningConfig(max_cache_len=256 + 128)), hf_batch_size=64, peak_flops=peak)
+    later_peak = gemm_peak_flops()  # measured again after: the peak is the best of both
+    if later_peak > peak:
+        out["gemm_peak_flops"] = later_peak
+        for row in out.values():
+            if isinstance(row, dict):
+                row["roofline_fraction"] *= peak / later_peak
     out["ratio"] = min(row["ratio"] for key, row in out.items() if isinstance(row, dict))
     return out

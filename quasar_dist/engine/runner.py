@@ -49,21 +49,32 @@ class ModelRunner:
     @torch.no_grad()
     def commit(self, slots: list[int], lengths: list[int], next_pos: list[int],
                step_starts: list[int]) -> tuple[torch.Tensor, list[SlotSnapshot]]:
-        """Step boundary of several slots at once: context update + temperature refresh.
-        Returns each slot's heat [S] on the device (mean temperature, over layers and over the
-        live entries at positions >= its step start: the step just finished) and a snapshot of
-        each slot as it is now (views of a few batched copies, for rollback)."""
-        index = torch.tensor(slots, dtype=torch.long, device=self.device)
-        upto = max(lengths)
-        log_tau = self.model.commit_steps(self.cache, index, upto)  # [L, S, upto], a new tensor
-        tau = log_tau.exp().mean(0)  # dead entries: exp(-inf) = 0
-        start = torch.tensor(step_starts, dtype=torch.long, device=self.device)
-        in_step = (self.cache.positions[index, :upto] >= start.unsqueeze(1)) & torch.isfinite(log_tau[0])
-        heats = (tau * in_step).sum(1) / in_step.sum(1).clamp(min=1)
+        """Step boundary of several slots at once: context update + temperature refresh of their
+        live entries, packed (model.commit_steps). Returns each slot's heat [S] on the device (mean
+        temperature, over layers and over the live entries at positions >= its step start: the
+        step just finished) and a snapshot of each slot as it is now (for rollback; views of a few
+        batched copies, sliced only if used)."""
+        device, max_len = self.device, self.cache.max_len
+        index = torch.tensor(slots, dtype=torch.long, device=device)
+        counts = torch.tensor(lengths, dtype=torch.long, device=device)
+        owner = torch.repeat_interleave(torch.arange(len(slots), device=device), counts)  # [N]
+        offsets = [0]
+        for n in lengths[:-1]:
+            offsets.append(offsets[-1] + n)
+        first = torch.tensor(offsets, dtype=torch.long, device=device)
+        entries = (index * max_len - first).index_select(0, owner) + torch.arange(owner.numel(), device=device)
+        log_tau = self.model.commit_steps(self.cache, index, owner, entries)  # [L, N]
+        tau = log_tau.exp().mean(0)  # [N]
+        start = torch.tensor(step_starts, dtype=torch.long, device=device)
+        in_step = (self.cache.positions.view(-1).index_select(0, entries) >= start.index_select(0, owner)).to(tau.dtype)
+        heat_sum = torch.zeros(len(slots), dtype=tau.dtype, device=device).index_add_(0, owner, tau * in_step)
+        in_count = torch.zeros(len(slots), dtype=tau.dtype, device=device).index_add_(0, owner, in_step)
+        heats = heat_sum / in_count.clamp(min=1)
         ctx_sum, bc = self.cache.ctx_sum[:, index], self.cache.bc[:, index]  # gathers: copies
         snapshots = [
-            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau, row=i)
-            for i, (n, p) in enumerate(zip(lengths, next_pos))
+            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau,
+                         row=i, offset=o)
+            for i, (n, p, o) in enumerate(zip(lengths, next_pos, offsets))
         ]  # ctx_count: at a boundary every fed token has joined the context
         return heats, snapshots
 

@@ -18,7 +18,7 @@ from .attention import Attention, cached_attention, guided_attention
 from .cache_batch import CacheBatch
 from .config import GUIDANCE_MODES, ModelConfig
 from .fused import FusedProjections
-from .kv_cache import DEAD, TemperatureKVCache
+from .kv_cache import TemperatureKVCache
 from .rope import RotaryEmbedding, signed
 from .ttm import TokenTemperature, stacked_context, stacked_log_temperature
 
@@ -202,17 +202,20 @@ class QuasarForCausalLM(nn.Module):
         return self.lm_head(self.model.norm(h))
 
     @torch.no_grad()
-    def commit_steps(self, cache: TemperatureKVCache, slots: torch.Tensor, upto: int) -> torch.Tensor:
+    def commit_steps(self, cache: TemperatureKVCache, slots: torch.Tensor, owner: torch.Tensor,
+                     entries: torch.Tensor) -> torch.Tensor:
         """Step boundary of `slots` [S]: fold each finished step into its context, recompute B c,
         and refresh every live entry's temperature from its cached A h (the temperature cache),
-        for all slots and layers at once. Returns the refreshed log tau [L, S, upto] (-inf dead)."""
+        for all slots and layers at once. The live entries are given packed: `entries` [N] their
+        flat indices into a [slots * max_len] buffer, `owner` [N] the position in `slots` of each
+        one's slot (no padding to the longest). Returns their refreshed log tau [L, N]."""
         ttms = [layer.ttm for layer in self.model.layers]
         bc = stacked_context(ttms, cache.commit_context(slots))  # [L, S, r]
         cache.bc[:, slots] = bc
-        ah = cache.ah[:, slots, :upto]  # [L, S, upto, r]
-        log_tau = stacked_log_temperature(ttms, ah, bc.unsqueeze(2)).float()
-        log_tau = log_tau.masked_fill(~cache.live_mask(slots, upto), DEAD)
-        cache.log_tau[:, slots, :upto] = log_tau
+        layers, r = bc.shape[0], bc.shape[-1]
+        ah = cache.ah.view(layers, -1, r).index_select(1, entries)  # [L, N, r]
+        log_tau = stacked_log_temperature(ttms, ah, bc.index_select(1, owner)).float()  # [L, N]
+        cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
         return log_tau
 
     def allocate_cache(self, num_slots: int, max_len: int) -> TemperatureKVCache:

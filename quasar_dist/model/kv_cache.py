@@ -41,15 +41,16 @@ class SlotSnapshot:
     ctx_sum: torch.Tensor  # [layers, d], or [layers, S, d] with row
     ctx_count: float
     bc: torch.Tensor  # [layers, r], or [layers, S, r] with row
-    log_tau: torch.Tensor  # [layers, length], or [layers, S, >= length] with row
+    log_tau: torch.Tensor  # [layers, length], or [layers, N] packed with row and offset
     row: int | None = None
+    offset: int = 0  # where this slot's entries start in a packed log_tau
 
     def slot_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ctx_sum, bc, log_tau) of this slot alone."""
         if self.row is None:
             return self.ctx_sum, self.bc, self.log_tau
-        i = self.row
-        return self.ctx_sum[:, i], self.bc[:, i], self.log_tau[:, i, : self.length]
+        i, start = self.row, self.offset
+        return self.ctx_sum[:, i], self.bc[:, i], self.log_tau[:, start : start + self.length]
 
 
 class TemperatureKVCache:
@@ -154,10 +155,6 @@ class TemperatureKVCache:
         self.pend_sum[:, slots] = 0
         self.pend_count[slots] = 0
         return self.ctx_sum[:, slots] / self.ctx_count[slots].clamp(min=1.0).unsqueeze(-1)
-
-    def live_mask(self, slots: torch.Tensor, upto: int) -> torch.Tensor:
-        """[S, upto] True for live entries."""
-        return torch.arange(upto, device=self.device) < self.length[slots].unsqueeze(-1)
 
     def snapshot(self, slot: int, length: int | None = None) -> SlotSnapshot:
         n = int(self.length[slot]) if length is None else length
