@@ -11,6 +11,14 @@ import torch
 from quasar_dist.engine import Engine, SamplingParams, StopRule, generate
 
 
+def left_padded(prompts: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of prompts as HF `generate` wants it: ids [B, T] padded on the left, and the mask."""
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return ids, mask
+
+
 def _chunks(items, n):
     return [items[i : i + n] for i in range(0, len(items), n)]
 
@@ -34,9 +42,8 @@ def engine_tokens_per_s(model, tokenizer, prompt_ids, batch_size: int, max_new_t
 def hf_tokens_per_s(hf_model, pad_id: int, eos_ids: list[int], prompt_ids, batch_size: int, max_new_tokens: int):
     total, outputs, wall = 0, [], 0.0
     for chunk in _chunks(prompt_ids, batch_size):
-        width = max(len(p) for p in chunk)
-        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in chunk], device=hf_model.device)  # left padding
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=hf_model.device)
+        ids, mask = left_padded(chunk, pad_id, hf_model.device)
+        width = ids.shape[1]
         start = time.perf_counter()
         out = hf_model.generate(
             input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,

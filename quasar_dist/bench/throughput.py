@@ -19,6 +19,8 @@ import torch
 
 from quasar_dist.engine import Engine, SamplingParams, Sequence, StopRule, flops_for
 
+from .engine_vs_hf import left_padded
+
 
 @dataclass(frozen=True, slots=True)
 class Workload:
@@ -84,9 +86,8 @@ def run_hf(hf_model, requests, max_batch_size: int, pad_id: int, cache_implement
     wall, outputs = 0.0, []
     for first in range(0, len(requests), max_batch_size):
         batch = requests[first : first + max_batch_size]
-        width = max(len(p) for p, _ in batch)
-        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p, _ in batch])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p, _ in batch])
+        ids, mask = left_padded([p for p, _ in batch], pad_id)
+        width = ids.shape[1]
         longest = max(m for _, m in batch)
         extra = {"cache_implementation": cache_implementation} if cache_implementation else {}
         start = time.perf_counter()

@@ -111,11 +111,7 @@ class Engine:
         the one taken with the boundary's commit, or a new one (after an eviction)."""
         self._expect_boundary(seq)
         if seq.boundary_checkpoint is None:
-            seq.boundary_checkpoint = Checkpoint(
-                cache=self.runner.snapshot(seq.slot), logits=seq.logits, greedy_next=seq.greedy_next,
-                step_start=seq.step_start, num_output=len(seq.output_ids), num_steps=seq.num_steps,
-                line_start=seq.line_start, num_cached=seq.num_cached, num_positions=seq.num_positions,
-            )
+            seq.boundary_checkpoint = _checkpoint_of(seq, self.runner.snapshot(seq.slot))
         return seq.boundary_checkpoint
 
     def rollback(self, seq: Sequence, ckpt: Checkpoint) -> None:
@@ -163,15 +159,14 @@ class Engine:
             [s.num_cached if s else 0 for s in rows], [s.num_positions if s else 0 for s in rows],
         )
         row_of = [i for i, s in enumerate(rows) if s is not None]
-        sampled = [s for s in group if s.probe is None and self._temperature(s) > 0]
-        choice = choose(
-            logits,
-            temperatures=[self._temperature(s) if s else 0.0 for s in rows] if sampled else None,
-            top_ps=[s.sampling.top_p if s else 1.0 for s in rows],
-            seeds=[s.sampling.seed if s else 0 for s in rows],
-            draws=[s.num_draws if s else 0 for s in rows],
-            with_log_prob=any(s.probe is not None for s in group),
-        )
+        with_log_prob = any(s.probe is not None for s in group)
+        if any(s.probe is None and self._temperature(s) > 0 for s in group):
+            choice = choose(logits, temperatures=[self._temperature(s) if s else 0.0 for s in rows],
+                            top_ps=[s.sampling.top_p if s else 1.0 for s in rows],
+                            seeds=[s.sampling.seed if s else 0 for s in rows],
+                            draws=[s.num_draws if s else 0 for s in rows], with_log_prob=with_log_prob)
+        else:  # every row greedy (the default): the per-row sampling lists are not needed
+            choice = choose(logits, with_log_prob=with_log_prob)
         committed = [s for s in group if s.commit_steps and self._ends_step(s)]
         heats, snapshots = None, []
         if committed:
@@ -227,26 +222,20 @@ class Engine:
         before = seq.num_cached
         layers = self.runner.num_layers
         seq.counters.attended_kv += layers * (t * before + t * (t + 1) // 2)
-        if self.runner.temperatures or self.runner.model.guidance != "off":
+        if self.runner.computes_temperatures:
             seq.counters.temperature_cache_misses += layers * t
 
     def _at_boundary(self, seq: Sequence, logits: torch.Tensor, greedy: int, was_prompt: bool, commit) -> None:
         if not was_prompt:
             seq.num_steps += 1
         seq.logits, seq.greedy_next, seq.step_temperature = logits, greedy, None
+        seq.step_start = seq.num_positions  # the heat (computed with the commit) used the old one
         seq.boundary_checkpoint = None
         if commit is not None:  # the next token starts a new segment (the model's segment ids)
             heat, snapshot = commit
             seq.counters.temperature_cache_hits += seq.num_cached * self.runner.num_layers
             seq.heat = None if was_prompt else heat
-            seq.step_start = seq.num_positions
-            seq.boundary_checkpoint = Checkpoint(
-                cache=snapshot, logits=logits, greedy_next=greedy, step_start=seq.step_start,
-                num_output=len(seq.output_ids), num_steps=seq.num_steps, line_start=seq.line_start,
-                num_cached=seq.num_cached, num_positions=seq.num_positions,
-            )
-        else:
-            seq.step_start = seq.num_positions
+            seq.boundary_checkpoint = _checkpoint_of(seq, snapshot)
         if seq.pause_at_boundaries:
             self._pause(seq, Event.BOUNDARY)
 
@@ -321,3 +310,12 @@ class Engine:
     def _expect_boundary(self, seq: Sequence) -> None:
         if seq.status is not SequenceStatus.PAUSED or seq.event not in (Event.BOUNDARY, Event.PROBED):
             raise RuntimeError(f"{seq} is not paused at a step boundary")
+
+
+def _checkpoint_of(seq: Sequence, snapshot) -> Checkpoint:
+    """The sequence at its current boundary, with the slot's cache snapshot."""
+    return Checkpoint(
+        cache=snapshot, logits=seq.logits, greedy_next=seq.greedy_next, step_start=seq.step_start,
+        num_output=len(seq.output_ids), num_steps=seq.num_steps, line_start=seq.line_start,
+        num_cached=seq.num_cached, num_positions=seq.num_positions,
+    )

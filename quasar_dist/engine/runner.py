@@ -21,21 +21,25 @@ class ModelRunner:
         self.device = self.cache.device
         self.temperatures = True  # the engine sets it per step (no TTM when nobody needs it)
 
+    @property
+    def computes_temperatures(self) -> bool:
+        """Whether forwards compute TTM temperatures: someone reads them, or guidance uses them."""
+        return self.temperatures or self.model.guidance != "off"
+
     @torch.no_grad()
     def run(self, kind: str, slots: list[int | None], feeds: list[list[int]], starts: list[int],
             next_pos: list[int]) -> torch.Tensor:
         """One forward of a group (kind: fresh | range | gather, see cache_batch.py); logits
         [B, V] of each row's last real token, on the device."""
         batch = CacheBatch.build(slots=slots, feeds=feeds, starts=starts, next_pos=next_pos, cache=self.cache,
-                                 read=kind, temperatures=self.temperatures or self.model.guidance != "off")
+                                 read=kind, temperatures=self.computes_temperatures)
         return self.model.forward_cached(batch, self.cache)
 
     @torch.no_grad()
     def forward(self, slots: list[int], token_ids: list[list[int]]) -> torch.Tensor:
         """Append one equal-length chunk per slot, whatever they hold; logits [B, V] on the CPU
         (tests and tools; the engine calls `run`)."""
-        batch = CacheBatch.append(self.cache, slots, torch.tensor(token_ids),
-                                  temperatures=self.temperatures or self.model.guidance != "off")
+        batch = CacheBatch.append(self.cache, slots, torch.tensor(token_ids), temperatures=self.computes_temperatures)
         return self.model.forward_cached(batch, self.cache).float().cpu()
 
     @torch.no_grad()

@@ -17,6 +17,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .fused import FusedProjections
+from .kv_cache import DEAD
 from .rope import apply_rope, apply_rope_bthd, signed
 
 
@@ -110,8 +111,8 @@ def cached_attention(
     """Attention over cache entries. q [B, H, T, D]; k, v [B, Hkv, N, D]; log_tau [B, N] with
     -inf for dead entries (kv_cache.py), so under `bias` guidance it is the whole mask as is.
     query_index [B, T] (cache index of each query) is needed only when T > 1 (causality inside
-    the chunk). Decoding (T = 1) folds each kv head's query group into the query axis, so SDPA
-    reads every cached key once per kv head and no mask is built."""
+    the chunk). Decoding (T = 1) folds each kv head's query group into the query axis and runs
+    batched matmuls, so every cached key is read once per kv head and no mask is built."""
     if guidance == "scale":
         k = k * log_tau.exp()[:, None, :, None].to(k.dtype)  # dead entries: 0 * k, masked below
     bias = log_tau if guidance == "bias" or not real_temperatures else _dead_mask(log_tau)
@@ -134,6 +135,3 @@ def cached_attention(
 def _dead_mask(log_tau: torch.Tensor) -> torch.Tensor:
     """0 for live entries, -inf for dead ones (attention without temperatures)."""
     return torch.zeros_like(log_tau).masked_fill(torch.isinf(log_tau), DEAD)
-
-
-DEAD = float("-inf")

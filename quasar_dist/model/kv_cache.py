@@ -135,9 +135,9 @@ class TemperatureKVCache:
         upto, read = batch.upto, batch.read
         if isinstance(read, slice):
             return self.k[layer, read, :, :upto], self.v[layer, read, :, :upto], self.log_tau[layer, read, :upto]
-        k = self.k[layer].index_select(0, read)[:, :, :upto]
-        v = self.v[layer].index_select(0, read)[:, :, :upto]
-        return k, v, self.log_tau[layer].index_select(0, read)[:, :upto]
+        k = self.k[layer, :, :, :upto].index_select(0, read)  # copies only the entries read
+        v = self.v[layer, :, :, :upto].index_select(0, read)
+        return k, v, self.log_tau[layer, :, :upto].index_select(0, read)
 
     def advance(self, batch: CacheBatch) -> None:
         """After all layers wrote: positions of the new entries, new lengths (from the runner's
@@ -156,8 +156,8 @@ class TemperatureKVCache:
         self.pend_count[slots] = 0
         return self.ctx_sum[:, slots] / self.ctx_count[slots].clamp(min=1.0).unsqueeze(-1)
 
-    def snapshot(self, slot: int, length: int | None = None) -> SlotSnapshot:
-        n = int(self.length[slot]) if length is None else length
+    def snapshot(self, slot: int) -> SlotSnapshot:
+        n = int(self.length[slot])
         return SlotSnapshot(
             length=n,
             next_pos=int(self.next_pos[slot]),
