@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from quasar_dist.util.errors import ResourceError
+from quasar_dist.util.errors import ResourceError, first_line
 
-from .uri import first_line, is_uri, join, resolve, strip_query
+from .uri import is_uri, join, resolve, strip_query
 
 
 def read_text(folder: str | Path, name: str) -> str | None:

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import ray
 
-from quasar_dist.util.errors import ResourceError
+from quasar_dist.util.errors import ResourceError, first_line
 
 
 def local_num_cpus(requested: int | None, reserved_by_replicas: float) -> int:
@@ -38,8 +38,7 @@ def ray_session(address: str | None, *, num_cpus: int, show_worker_logs: bool) -
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"Ray at {target}" if target else "a local Ray instance"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ResourceError(f"cannot start or join {where}: {first}") from None
+        raise ResourceError(f"cannot start or join {where}: {first_line(exc)}") from None
     try:
         yield "cluster" if target else "local"
     finally:

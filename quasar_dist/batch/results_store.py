@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quasar_dist.util.errors import InputError, ResourceError
+from quasar_dist.util.errors import InputError, ResourceError, first_line
 
 from .ids import id_hashes
 from .store_results import StoreResults
@@ -92,7 +92,7 @@ def write_atomically(table: pa.Table, final: Path) -> None:
             temp.unlink(missing_ok=True)
         except OSError:
             pass
-        why = exc.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        why = exc.strerror or first_line(exc)
         raise ResourceError(f"cannot write results to {final.parent} ({why}); "
                             "free space or fix permissions, then run the same command again to resume") from None
 

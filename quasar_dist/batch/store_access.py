@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pyarrow.fs as pafs
 
-from quasar_dist.util.errors import InputError
+from quasar_dist.util.errors import InputError, first_line
 
-from .uri import CREDENTIAL_ADVICE, first_line, resolve, strip_query
+from .uri import CREDENTIAL_ADVICE, resolve, strip_query
 
 
 def store_info(uri: str, what: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from quasar_dist.util.errors import InputError, ResourceError
+from quasar_dist.util.errors import InputError, ResourceError, first_line
 
-from .uri import first_line, join, resolve, strip_query
+from .uri import join, resolve, strip_query
 
 RESULTS = "results"
 COMMITTED = "_committed"

@@ -12,9 +12,8 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from quasar_dist.util.errors import InputError
+from quasar_dist.util.errors import InputError, first_line
 
 from .ids import derived_ids, id_hashes, ids_as_strings
 from .inputs import InputSpec, open_parquet
@@ -58,7 +57,7 @@ def _scan(spec: InputSpec, limit: int | None) -> Iterator[tuple[pa.Array, np.nda
             try:
                 ids = ids_as_strings(values) if spec.id_col else derived_ids(values)
             except (pa.ArrowException, UnicodeDecodeError) as exc:  # e.g. non-UTF-8 bytes
-                raise InputError(f"{file}: id column {column!r} cannot be read as text ({_first_line(exc)})") from None
+                raise InputError(f"{file}: id column {column!r} cannot be read as text ({first_line(exc)})") from None
             if ids.null_count:
                 raise InputError(f"{file}: {ids.null_count} null value(s) in id column {column!r}")
             left -= len(ids)
@@ -74,12 +73,8 @@ def _batches(file: str, column: str) -> Iterator[pa.RecordBatch]:
         except StopIteration:
             return
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{file}: corrupt Parquet data in column {column!r} ({_first_line(exc)})") from None
+            raise InputError(f"{file}: corrupt Parquet data in column {column!r} ({first_line(exc)})") from None
         yield batch
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _check_unique(hashes: np.ndarray, spec: InputSpec, limit: int | None) -> None:

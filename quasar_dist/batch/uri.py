@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from quasar_dist.util.errors import InputError
+from quasar_dist.util.errors import InputError, first_line
 
 SCHEMES = ("s3", "gs", "hdfs", "file")
 URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -78,6 +78,3 @@ def strip_query(uri: str) -> str:
     """For messages: the URI without its options."""
     return uri.split("?", 1)[0]
 
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -14,3 +14,9 @@ class ResourceError(RuntimeError):
 
 
 UserFacingError = (ConfigError, ModelLoadError, InputError, ResourceError)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none): what a one-line
+    error quotes of a library's multi-line message."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
