@@ -118,17 +118,16 @@ def test_causal(hf_pair, mode, use_segments):
     """Changing tokens after t never changes logits or temperatures at positions <= t, beyond
     rounding. Run in float32 and float64: rounding shrinks with eps (by ~1e9), a leak would not."""
     _, folder, _ = hf_pair
-    found = {}
+    found, tau_bounds = {}, {}
     for dtype in (torch.float32, torch.float64):
         model = _trained_like_model(folder, mode).to(dtype)
         (before, after, tau_diff), (logit_bound, tau_bound) = _causal_differences(model, use_segments)
         print(f"{dtype}: logits {before:.1e} (bound {logit_bound:.1e}), temperatures {tau_diff:.1e} (bound {tau_bound:.1e})")
         assert before <= logit_bound and tau_diff <= tau_bound
         assert after > 100 * logit_bound  # the change is visible later
-        found[dtype] = max(before, tau_diff)
-        bound32 = tau_bound if dtype == torch.float32 else bound32
+        found[dtype], tau_bounds[dtype] = max(before, tau_diff), tau_bound
     # float64's difference is float32's bound scaled by the ratio of the eps (~1e-9), not a leak's size
-    assert found[torch.float64] <= 1e-6 * bound32
+    assert found[torch.float64] <= 1e-6 * tau_bounds[torch.float32]
 
 
 def _leak_future_into_temperatures(model, strength: float) -> None:

@@ -146,7 +146,7 @@ def test_wrong_bucket_or_missing_credentials_is_one_line_and_writes_nothing(s3, 
 # -- on Ray ------------------------------------------------------------------------------------
 def test_run_on_the_store_killed_then_resumed_writes_every_id_exactly_once(s3, tmp_path, run_yaml):
     num_tasks = 32
-    tasks = upload(s3, write_tasks(make_tasks("mixed", num_tasks, 3), tmp_path / "t.parquet"), "in/kill/tasks.parquet")
+    upload(s3, write_tasks(make_tasks("mixed", num_tasks, 3), tmp_path / "t.parquet"), "in/kill/tasks.parquet")
     out = "s3://quasar/runs/kill"
     args = ["--config", str(run_yaml), "--input", "s3://quasar/in/kill/", "--output", out]
     last = [0.0]

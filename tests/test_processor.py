@@ -3,7 +3,6 @@ read_parquet -> preprocess -> processor -> filter -> write_parquet, with the rea
 the real replica stage (the shipped model, or a small random one in the same format)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -15,7 +15,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from quasar_dist.batch.config import RunConfig
 from quasar_dist.batch.inputs import InputSpec, open_parquet
