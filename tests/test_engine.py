@@ -234,7 +234,7 @@ def test_temperature_refresh_equals_full_recompute(model, tokenizer):
     """At every boundary, cached temperatures (refreshed from cached A h) == temperatures a full
     forward with segment ids computes for the next step's context."""
     engine = new_engine(model, tokenizer, num_slots=2)
-    ids = tokenizer.encode_prompt(PROMPTS[6])
+    ids = tokenizer.encode_prompt(PROMPTS[3])
     seq = paused_after_prompt(engine, ids, max_new_tokens=24)
     cache, checked = engine.runner.cache, 0
     while seq.event is Event.BOUNDARY:

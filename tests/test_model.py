@@ -17,6 +17,7 @@ from tolerance import model_bound, rounding_bound
 
 ARCHS = ["llama", "qwen2", "mistral"]
 MODES = ["off", "scale", "bias"]
+CONTEXTS = ["last", "mean"]
 
 
 @pytest.fixture(scope="module", params=ARCHS)
@@ -66,9 +67,20 @@ def test_rope_base_is_read_from_either_config_format(tmp_path):
         load_model(tmp_path)
 
 
-def _trained_like_model(folder, mode, seed=3):
-    """A model whose TTM is far from identity, so guidance really acts."""
+def _trained_like_model(folder, mode, seed=3, context=None):
+    """A model whose TTM is far from identity, so guidance really acts; `context` picks the
+    ttm_context (the folder's own when None)."""
+    if context is not None:
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("quasar", {}).get("ttm_context") != context:
+            variant = folder.parent / f"{folder.name}-{context}"
+            if not variant.exists():
+                _copy_folder(folder, variant)
+                config.setdefault("quasar", {})["ttm_context"] = context
+                (variant / "config.json").write_text(json.dumps(config))
+            folder = variant
     model = load_model(folder, guidance=mode)
+    assert context is None or model.config.ttm_context == context
     randomise_ttm(model, seed)
     return model
 
@@ -114,13 +126,14 @@ def _causal_differences(model, use_segments: bool, cut: int = 13, t_total: int =
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("use_segments", [False, True])
-def test_causal(hf_pair, mode, use_segments):
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_causal(hf_pair, mode, use_segments, context):
     """Changing tokens after t never changes logits or temperatures at positions <= t, beyond
     rounding. Run in float32 and float64: rounding shrinks with eps (by ~1e9), a leak would not."""
     _, folder, _ = hf_pair
     found, tau_bounds = {}, {}
     for dtype in (torch.float32, torch.float64):
-        model = _trained_like_model(folder, mode).to(dtype)
+        model = _trained_like_model(folder, mode, context=context).to(dtype)
         (before, after, tau_diff), (logit_bound, tau_bound) = _causal_differences(model, use_segments)
         print(f"{dtype}: logits {before:.1e} (bound {logit_bound:.1e}), temperatures {tau_diff:.1e} (bound {tau_bound:.1e})")
         assert before <= logit_bound and tau_diff <= tau_bound
@@ -180,10 +193,11 @@ def test_guided_attention_equals_literal_formula(mode, per_query):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_incremental_decode_matches_full_forward(hf_pair, mode):
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_incremental_decode_matches_full_forward(hf_pair, mode, context):
     """Prefill + token-by-token decode with step commits == one full forward with segments."""
     _, folder, _ = hf_pair
-    model = _trained_like_model(folder, mode)
+    model = _trained_like_model(folder, mode, context=context)
     t_total, bounds = 24, (10, 16, 21)
     ids = _ids(bsz=1, t=t_total)
     seg = _segments(t_total, bounds).unsqueeze(0)

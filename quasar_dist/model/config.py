@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 GUIDANCE_MODES = ("scale", "bias", "off")
+TTM_CONTEXTS = ("last", "mean")
 HF_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
 
 
@@ -54,10 +55,16 @@ class ModelConfig:
     """Upper bound of temperatures; with w = b = 0 tau = tau_max / 2, so 2.0 makes TTM the identity."""
     guidance: Literal["scale", "bias", "off"] = "bias"
     """Default guided-attention form of this checkpoint (load_model may override)."""
+    ttm_context: Literal["last", "mean"] = "last"
+    """The context c of step s: the layer input of the last token before s ("last", which has
+    read the question), or the mean layer input of all tokens before s ("mean", the first
+    design; checkpoints written before this field existed use it). docs/model.md."""
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
             self.head_dim = self.hidden_size // self.num_heads
+        if self.ttm_context not in TTM_CONTEXTS:
+            raise ValueError(f"ttm_context must be one of {', '.join(TTM_CONTEXTS)}, got {self.ttm_context!r}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads {self.num_heads} not divisible by num_kv_heads {self.num_kv_heads}")
 
@@ -100,6 +107,8 @@ class ModelConfig:
                 ttm_dim=int(qd.get("ttm_dim", 64)),
                 tau_max=float(qd.get("tau_max", 2.0)),
                 guidance=qd.get("guidance", "bias"),
+                # a "quasar" section without the key was written by the first design (mean)
+                ttm_context=qd.get("ttm_context", "mean" if qd else "last"),
             )
         except KeyError as exc:
             raise ModelLoadError(f"{source}: missing key {exc.args[0]!r}") from None
@@ -128,7 +137,8 @@ class ModelConfig:
             "eos_token_id": self.eos_token_ids[0] if len(self.eos_token_ids) == 1 else self.eos_token_ids,
             "pad_token_id": self.pad_token_id,
             "torch_dtype": "float32",
-            "quasar": {"ttm_dim": self.ttm_dim, "tau_max": self.tau_max, "guidance": self.guidance},
+            "quasar": {"ttm_dim": self.ttm_dim, "tau_max": self.tau_max, "guidance": self.guidance,
+                       "ttm_context": self.ttm_context},
         }
         if self.sliding_window:
             d["sliding_window"] = self.sliding_window

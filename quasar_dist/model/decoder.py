@@ -6,7 +6,7 @@ Two forward paths share the layer code:
 
 Steps ("segments"): segment 0 is the prompt, segment s >= 1 the s-th reasoning step (a line,
 its newline included). Queries in segment s see every key j with tau_j computed from the
-context c_s = mean layer input over segments < s (c_0 = 0): nothing depends on a later token.
+context c_s of segments < s (c_0 = 0; ModelConfig.ttm_context): nothing depends on a later token.
 """
 from __future__ import annotations
 
@@ -55,22 +55,32 @@ class MLP(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-def segment_log_tau(ttm: TokenTemperature, hn: torch.Tensor, segment_ids: torch.Tensor | None):
+def segment_log_tau(ttm: TokenTemperature, hn: torch.Tensor, segment_ids: torch.Tensor | None, context: str):
     """Temperatures for a full sequence. hn [B, T, d]; segment_ids [B, T] non-decreasing.
     Returns log_tau_by_segment [B, S, T] (key j's log temperature under c_s)."""
     ah = ttm.project(hn)  # [B, T, r]
     if segment_ids is None:
-        return ttm.log_temperature(ah, torch.zeros_like(ah[:, :1])).unsqueeze(1)  # c_0 = 0
+        return ttm.log_temperature(ah, hn.new_zeros(hn.shape[0], 1, 2 * ah.shape[-1])).unsqueeze(1)  # c_0 = 0
+    c = segment_context(hn, segment_ids, context)
+    return ttm.log_temperature(ah.unsqueeze(1), ttm.context(c).unsqueeze(2))  # [B, S, T]
+
+
+def segment_context(hn: torch.Tensor, segment_ids: torch.Tensor, context: str) -> torch.Tensor:
+    """c_s for every segment s: [B, S, d]; c_0 = 0 and c_s reads only tokens of segments < s."""
     num_segments = int(segment_ids.max()) + 1
     acc = _compute_dtype(hn.dtype)
+    if context == "last":  # the layer input of the token right before segment s starts
+        s = torch.arange(num_segments, device=hn.device)
+        before = (segment_ids.unsqueeze(-1) < s).sum(1)  # [B, S] tokens of segments < s
+        last = (before - 1).clamp(min=0)
+        c = hn.gather(1, last.unsqueeze(-1).expand(-1, -1, hn.shape[-1]))
+        return c * (before > 0).unsqueeze(-1).to(hn.dtype)
     onehot = F.one_hot(segment_ids, num_segments).to(acc)  # [B, T, S]
     seg_sum = onehot.transpose(1, 2) @ hn.to(acc)  # [B, S, d]
     seg_count = onehot.sum(1)  # [B, S]
     ctx_sum = seg_sum.cumsum(1) - seg_sum  # exclusive prefix: segments < s
     ctx_count = seg_count.cumsum(1) - seg_count
-    c = (ctx_sum / ctx_count.clamp(min=1.0).unsqueeze(-1)).to(hn.dtype)
-    bc = ttm.context(c)  # [B, S, r]
-    return ttm.log_temperature(ah.unsqueeze(1), bc.unsqueeze(2))  # [B, S, T]
+    return (ctx_sum / ctx_count.clamp(min=1.0).unsqueeze(-1)).to(hn.dtype)
 
 
 class DecoderLayer(nn.Module):
@@ -81,6 +91,7 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = MLP(cfg)
         self.ttm = TokenTemperature(cfg.hidden_size, cfg.ttm_dim, cfg.tau_max)
+        self.ttm_context = cfg.ttm_context
         # q|k|v|A in one matmul when decoding with temperatures
         self._fused_with_ttm = FusedProjections(self, ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "ttm.A"))
 
@@ -88,16 +99,18 @@ class DecoderLayer(nn.Module):
         x = x + self.self_attn.out(o)
         return x + self.mlp(self.post_attention_layernorm(x))
 
-    def forward(self, x, cos, sin, segment_ids, mask, guidance):
-        """Full sequence. Returns (x, log_tau_by_segment [B, S, T])."""
+    def forward(self, x, cos, sin, segment_ids, mask, guidance, attention_log_tau=None):
+        """Full sequence. Returns (x, log_tau_by_segment [B, S, T]). `attention_log_tau`, if
+        given, maps the temperatures to those attention uses (training's relaxed eviction)."""
         hn = self.input_layernorm(x)
         q, k, v = self.self_attn.qkv(hn, cos, sin)
-        log_tau_s = segment_log_tau(self.ttm, hn, segment_ids)
-        if log_tau_s.shape[1] == 1:
-            log_tau = log_tau_s[:, 0]  # [B, T]: one temperature per key
+        log_tau_s = segment_log_tau(self.ttm, hn, segment_ids, self.ttm_context)
+        used = log_tau_s if attention_log_tau is None else attention_log_tau(log_tau_s)
+        if used.shape[1] == 1:
+            log_tau = used[:, 0]  # [B, T]: one temperature per key
         else:  # each query sees the temperatures of its own step: [B, Tq, Tk]
             t = x.shape[1]
-            log_tau = log_tau_s.gather(1, segment_ids.unsqueeze(-1).expand(-1, -1, t))
+            log_tau = used.gather(1, segment_ids.unsqueeze(-1).expand(-1, -1, t))
         o = guided_attention(q, k, v, log_tau=log_tau, mask=mask, guidance=guidance)
         return self._finish(x, o), log_tau_s
 
@@ -161,7 +174,10 @@ class QuasarForCausalLM(nn.Module):
             raise ValueError(f"unknown guidance {mode!r} (use one of {', '.join(GUIDANCE_MODES)})")
         self._guidance = mode
 
-    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None, return_temperatures: bool = False):
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None, return_temperatures: bool = False,
+                attention_log_tau=None):
+        """`attention_log_tau`: an optional map of each layer's log_tau_by_segment [B, S, T] to
+        the one attention uses (training only; the returned temperatures are the model's own)."""
         bsz, t = input_ids.shape
         x = self.model.embed_tokens(input_ids)
         positions = torch.arange(t, device=input_ids.device).expand(bsz, t)
@@ -169,7 +185,7 @@ class QuasarForCausalLM(nn.Module):
         mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril().unsqueeze(0)
         temperatures = []
         for layer in self.model.layers:
-            x, log_tau_s = layer(x, cos, sin, segment_ids, mask, self.guidance)
+            x, log_tau_s = layer(x, cos, sin, segment_ids, mask, self.guidance, attention_log_tau)
             temperatures.append(log_tau_s)
         logits = self.lm_head(self.model.norm(x))
         return (logits, temperatures) if return_temperatures else logits
@@ -210,9 +226,9 @@ class QuasarForCausalLM(nn.Module):
         flat indices into a [slots * max_len] buffer, `owner` [N] the position in `slots` of each
         one's slot (no padding to the longest). Returns their refreshed log tau [L, N]."""
         ttms = [layer.ttm for layer in self.model.layers]
-        bc = stacked_context(ttms, cache.commit_context(slots))  # [L, S, r]
+        bc = stacked_context(ttms, cache.commit_context(slots))  # [L, S, 2r]
         cache.bc[:, slots] = bc
-        layers, r = bc.shape[0], bc.shape[-1]
+        layers, r = bc.shape[0], cache.ah.shape[-1]
         ah = cache.ah.view(layers, -1, r).index_select(1, entries)  # [L, N, r]
         log_tau = stacked_log_temperature(ttms, ah, bc.index_select(1, owner)).float()  # [L, N]
         cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
@@ -230,6 +246,7 @@ class QuasarForCausalLM(nn.Module):
             head_dim=cfg.head_dim,
             ttm_dim=cfg.ttm_dim,
             hidden_size=cfg.hidden_size,
+            context=cfg.ttm_context,
             dtype=p.dtype,
             device=p.device,
         )

@@ -5,7 +5,7 @@ contiguous range of slots as views, no copies; docs/engine.md has the measuremen
   k, v     [layers, slots + 1, kv_heads, max_len, head_dim]   RoPE already applied to k
   ah       [layers, slots + 1, max_len, ttm_dim]               A h_i, the cached temperature projection
   log_tau  [layers, slots + 1, max_len]  float32               log temperature; -inf for dead entries
-  bc       [layers, slots + 1, ttm_dim]                        B c for the slot's current context
+  bc       [layers, slots + 1, 2 * ttm_dim]                    [B c ; E c] for the slot's current context
 The extra last slot is scratch: writes of padding tokens and of rows that only fill a batch go
 there, so every write of a forward is one `index_copy_`, and nothing real is touched.
 
@@ -15,9 +15,11 @@ the slot's current bc (or 0 when the run computes no temperatures), and every ot
 decode step reads it as a view, with no mask built per step. Positions are baked into k by RoPE,
 so evicting entries and compacting the rest keeps attention exact for the survivors.
 
-The context c of a slot is the mean layer input over all tokens of finished steps
-(`ctx_sum / ctx_count`); the tokens of the step in progress accumulate in `pend_*` and join the
-context at the step boundary (`commit_steps`), never earlier: temperatures stay causal.
+The context c of a slot (ModelConfig.ttm_context) is the layer input of the last token of the
+last finished step ("last": `pend_last` holds the newest token's, read at the boundary), or the
+mean layer input over all tokens of finished steps ("mean": `ctx_sum / ctx_count`, the tokens of
+the step in progress accumulating in `pend_*`). Either way it changes only at the step boundary
+(`commit_steps`), never earlier: temperatures stay causal.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class TemperatureKVCache:
         head_dim: int,
         ttm_dim: int,
         hidden_size: int,
+        context: str = "last",
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -76,7 +79,8 @@ class TemperatureKVCache:
         self.v = torch.zeros_like(self.k)
         self.ah = torch.zeros(num_layers, rows, max_len, ttm_dim, dtype=dtype, device=device)
         self.log_tau = torch.full((num_layers, rows, max_len), DEAD, dtype=torch.float32, device=device)
-        self.bc = torch.zeros(num_layers, rows, ttm_dim, dtype=dtype, device=device)
+        self.bc = torch.zeros(num_layers, rows, 2 * ttm_dim, dtype=dtype, device=device)
+        self.context = context
         self.positions = torch.zeros(rows, max_len, dtype=torch.long, device=device)
         self.length = torch.zeros(rows, dtype=torch.long, device=device)
         self.next_pos = torch.zeros(rows, dtype=torch.long, device=device)
@@ -84,6 +88,7 @@ class TemperatureKVCache:
         self.ctx_count = torch.zeros(rows, dtype=torch.float32, device=device)
         self.pend_sum = torch.zeros_like(self.ctx_sum)
         self.pend_count = torch.zeros_like(self.ctx_count)
+        self.pend_last = torch.zeros_like(self.ctx_sum)
 
     @staticmethod
     def bytes_per_slot(model, max_len: int) -> int:
@@ -104,13 +109,13 @@ class TemperatureKVCache:
         index = torch.as_tensor([slots] if isinstance(slots, int) else slots, dtype=torch.long, device=self.device)
         for buf in (self.length, self.next_pos, self.ctx_count, self.pend_count):
             buf[index] = 0
-        for buf in (self.ctx_sum, self.pend_sum, self.bc):
+        for buf in (self.ctx_sum, self.pend_sum, self.pend_last, self.bc):
             buf[:, index] = 0
         self.log_tau[:, index] = DEAD
 
     def move(self, src: int, dst: int) -> None:
         """Copy slot src's whole state to slot dst (the scheduler compacts the slots in use)."""
-        for buf in (self.k, self.v, self.ah, self.log_tau, self.bc, self.ctx_sum, self.pend_sum):
+        for buf in (self.k, self.v, self.ah, self.log_tau, self.bc, self.ctx_sum, self.pend_sum, self.pend_last):
             buf[:, dst] = buf[:, src]
         for buf in (self.positions, self.length, self.next_pos, self.ctx_count, self.pend_count):
             buf[dst] = buf[src]
@@ -125,7 +130,12 @@ class TemperatureKVCache:
         if ah is not None:
             self.ah[layer].view(-1, ah.shape[-1]).index_copy_(0, batch.token_index, ah.reshape(-1, ah.shape[-1]))
         self.log_tau[layer].view(-1).index_copy_(0, batch.token_index, log_tau.reshape(-1).float())
-        if batch.temperatures:  # the context sums feed the next commit; without temperatures there is none
+        if not batch.temperatures:  # the context feeds the next commit; without temperatures there is none
+            return
+        if self.context == "last":
+            h_last = h[:, -1] if batch.last_index is None else h[torch.arange(h.shape[0], device=h.device), batch.last_index]
+            self.pend_last[layer].index_copy_(0, batch.rows, h_last.float())
+        else:
             h_sum = h[:, 0] if h.shape[1] == 1 else (h if batch.valid is None else h * batch.valid.unsqueeze(-1)).sum(1)
             self.pend_sum[layer].index_add_(0, batch.rows, h_sum.float())
 
@@ -150,10 +160,12 @@ class TemperatureKVCache:
     # -- step boundary, rollback, eviction (driven by the engine) ---------------------------
     def commit_context(self, slots: torch.Tensor) -> torch.Tensor:
         """Fold the finished steps of `slots` into their contexts; returns c [layers, S, d]."""
-        self.ctx_sum[:, slots] += self.pend_sum[:, slots]
-        self.ctx_count[slots] += self.pend_count[slots]
-        self.pend_sum[:, slots] = 0
+        self.ctx_count[slots] += self.pend_count[slots]  # tokens in the context, in both modes
         self.pend_count[slots] = 0
+        if self.context == "last":
+            return self.pend_last[:, slots]
+        self.ctx_sum[:, slots] += self.pend_sum[:, slots]
+        self.pend_sum[:, slots] = 0
         return self.ctx_sum[:, slots] / self.ctx_count[slots].clamp(min=1.0).unsqueeze(-1)
 
     def snapshot(self, slot: int) -> SlotSnapshot:

@@ -24,6 +24,8 @@ def randomise_ttm(model: QuasarForCausalLM, seed: int) -> None:
             layer.ttm.B.normal_(0, 0.5, generator=g)
             layer.ttm.w.normal_(0, 1.0, generator=g)
             layer.ttm.b.fill_(0.3)
+        for layer in model.model.layers:  # drawn after the others: A, B, w as before E existed
+            layer.ttm.E.normal_(0, 0.02, generator=g)
 
 
 def write_toy_model(folder: str | Path, *, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,

@@ -33,3 +33,18 @@ def collate(encoded: list[tuple[list[int], int]], newline_id: int):
         ids[i, : len(seq)] = torch.tensor(seq)
         loss_mask[i, p - 1 : len(seq) - 1] = True  # position t predicts token t+1
     return ids, segment_ids_for(ids, prompt_len, newline_id), loss_mask
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, rng, pool_batches: int = 32):
+    """Endless batches of indices: shuffle, then sort each pool of `pool_batches` batches by
+    length and cut it, so a batch pads to similar lengths (distractor tasks range from ~40 to
+    ~450 tokens); the batches of a pool come in random order."""
+    order = list(range(len(lengths)))
+    while True:
+        rng.shuffle(order)
+        pool = batch_size * pool_batches
+        for start in range(0, len(order) - batch_size + 1, pool):
+            chunk = sorted(order[start : start + pool], key=lengths.__getitem__)
+            batches = [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+            rng.shuffle(batches)
+            yield from batches

@@ -25,6 +25,8 @@ class ModelShape:
     """Longest sequence."""
     vocab_size: int = 512
     """BPE vocabulary size trained on the task texts."""
+    ttm_context: Literal["last", "mean"] = "last"
+    """The TTM's step context (ModelConfig.ttm_context)."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -44,7 +46,17 @@ class TrainConfig:
     seed: int = 0
     """Seed of model init, shuffling and guidance dropout."""
     model: ModelShape = field(default_factory=ModelShape)
-    """Model shape."""
+    """Model shape (with `init_from`, only max_position_embeddings and ttm_context are used)."""
+    init_from: str | None = None
+    """A model folder or shipped name whose decoder weights and tokenizer start the run (its
+    TTM starts afresh, as the identity); None trains from scratch with a new tokenizer."""
+    distractors: list[int] = field(default_factory=list)
+    """[lo, hi]: a `distractor_share` of the training tasks gets lo..hi distractor sentences
+    (uniform; data/distractors.py); [] trains on today's tasks only."""
+    distractor_share: float = 0.5
+    """Share of training tasks drawn with distractors when `distractors` is set."""
+    val_distractors: int = 20
+    """Distractor count of the extra validation sets (accuracy and temperature AUROC)."""
     guidance: Literal["scale", "bias"] = "bias"
     """Guided-attention form trained (and the checkpoint's default)."""
     guidance_off_fraction: float = 0.3
@@ -71,6 +83,19 @@ class TrainConfig:
     """Weight of mean((tau/tau_max - 0.5)^2), the paper's anti-collapse term fitted to tau_max."""
     lambda_sparsity: float = 0.02
     """Weight of mean(tau/tau_max), the budget that pushes temperatures down; LM loss keeps the useful tokens warm."""
+    keep_target: float | None = None
+    """Eviction in the loop (train/losses.py RelaxedEviction): the share of decided prompt
+    entries the budget loss lets the steps keep; None trains with the paper's terms only."""
+    keep_ramp_steps: int = 1000
+    """Steps over which the budget tightens from 1.0 to keep_target."""
+    lambda_budget: float = 1.0
+    """Weight of the budget hinge max(0, kept - target)."""
+    evict_gamma: float = 0.5
+    """Temperature of the relaxed (logistic-noise) keep decision; lower is closer to hard."""
+    protect_sinks: int = 1
+    """First prompt tokens never decided (attention sinks; the BOS token)."""
+    protect_window: int = 8
+    """Last prompt tokens never decided (the recent window: the question's end)."""
     zero_stage: int = 0
     """DeepSpeed ZeRO stage (0, 1 or 2)."""
     eval_every: int = 250
@@ -83,6 +108,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
+        if self.distractors and (len(self.distractors) != 2 or not 0 <= self.distractors[0] <= self.distractors[1]):
+            raise ValueError(f"distractors must be [lo, hi] with 0 <= lo <= hi, got {self.distractors}")
+        if self.keep_target is not None and not 0.0 < self.keep_target <= 1.0:
+            raise ValueError(f"keep_target must be in (0, 1], got {self.keep_target}")
         if not 0.0 <= self.guidance_off_fraction <= 1.0:
             raise ValueError("guidance_off_fraction must be in [0, 1]")
         for kind in self.kinds:

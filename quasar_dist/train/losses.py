@@ -1,6 +1,8 @@
 """Training loss (paper eq. 70): L = L_task + lambda_T * L_anti_collapse + lambda_S * L_sparsity."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -29,3 +31,54 @@ def temperature_losses(log_taus: list[torch.Tensor], visible: torch.Tensor, tau_
     m = visible.unsqueeze(0).expand_as(tau)
     t = tau[m]
     return ((t - 0.5) ** 2).mean(), t.mean()
+
+
+def keep_logit_of(log_tau: torch.Tensor, tau_max: float) -> torch.Tensor:
+    """z with tau = tau_max * sigmoid(z), recovered from log tau (clamped where p -> 0 or 1)."""
+    log_p = (log_tau - math.log(tau_max)).clamp(max=-1e-6)
+    return (log_p - torch.log(-torch.expm1(log_p))).clamp(-30.0, 30.0)
+
+
+class RelaxedEviction:
+    """Eviction in the training forward (DMS-style; docs/model.md). Under `bias` guidance a key's
+    log temperature is log tau_max + logsigmoid(z): a soft keep decision with keep probability
+    sigmoid(z). For the queries of reasoning steps (segment >= 1) every prompt key that is not
+    protected (the first `sinks` tokens, the last `window` prompt tokens) gets the *relaxed hard*
+    decision logsigmoid((z + logistic noise) / gamma) instead: near 0 (kept) or very negative
+    (evicted), sampled afresh per step context and layer. A token the answer needs and that is
+    evicted costs task loss, so the loss teaches which tokens may go; `budget_loss` makes some go.
+    `gated` [B, S, T] marks the (step, key) pairs that are decided."""
+
+    def __init__(self, segment_ids: torch.Tensor, prompt_len: torch.Tensor, *, sinks: int, window: int,
+                 gamma: float, tau_max: float, generator: torch.Generator | None = None) -> None:
+        t = segment_ids.shape[1]
+        num_segments = int(segment_ids.max()) + 1
+        pos = torch.arange(t, device=segment_ids.device)[None, :]
+        decided_key = (pos >= sinks) & (pos < (prompt_len[:, None] - window))  # [B, T]
+        step = torch.arange(num_segments, device=segment_ids.device)[None, :, None] >= 1
+        self.gated = step & decided_key[:, None, :]  # [B, S, T]
+        self.gamma, self.tau_max, self.generator = gamma, tau_max, generator
+
+    def __call__(self, log_tau_s: torch.Tensor) -> torch.Tensor:
+        z = keep_logit_of(log_tau_s, self.tau_max)
+        u = torch.rand(z.shape, generator=self.generator, device=z.device, dtype=z.dtype).clamp(1e-6, 1 - 1e-6)
+        noisy = (z + torch.log(u) - torch.log1p(-u)) / self.gamma
+        relaxed = math.log(self.tau_max) + F.logsigmoid(noisy)
+        return torch.where(self.gated, relaxed, log_tau_s)
+
+    def kept_fraction(self, log_taus: list[torch.Tensor], visible: torch.Tensor) -> torch.Tensor:
+        """Mean keep probability sigmoid(z) over the decided, visible (step, key) pairs of every layer."""
+        m = self.gated & visible
+        p = torch.stack([(lt - math.log(self.tau_max)).exp()[m] for lt in log_taus])
+        return p.mean()
+
+
+def budget_loss(kept: torch.Tensor, target: float) -> torch.Tensor:
+    """One-sided hinge max(0, kept - target): only keeping more than the budget is penalised."""
+    return F.relu(kept - target)
+
+
+def keep_target(step: int, final: float, ramp_steps: int) -> float:
+    """The budget tightens linearly from keep-everything to `final` over `ramp_steps` (DMS raises
+    its compression target the same way), then stays."""
+    return 1.0 - (1.0 - final) * min(1.0, step / max(1, ramp_steps))

@@ -10,17 +10,20 @@ import time
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 
 from quasar_dist.data.tasks import make_tasks
 from quasar_dist.data.tokenizer_build import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
-from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer, save_pretrained
+from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer, load_model, save_pretrained
+from quasar_dist.model.registry import resolve_model_path
 from quasar_dist.util.typed_config import load_config, to_dict
 
-from .batches import collate, encode_task
+from .batches import collate, encode_task, length_grouped_batches
 from .checkpointing import load_training_state, save_training_state
 from .config import TrainConfig
 from .evaluate import greedy_accuracy
-from .losses import task_loss, temperature_losses, visible_temperature_mask
+from .losses import (RelaxedEviction, budget_loss, keep_target, task_loss, temperature_losses,
+                     visible_temperature_mask)
 
 
 def train_from_config(path: str) -> Path:
@@ -28,13 +31,15 @@ def train_from_config(path: str) -> Path:
 
 
 def build_model(cfg: TrainConfig, vocab_size: int) -> QuasarForCausalLM:
+    if cfg.init_from:
+        return continue_model(cfg)
     s = cfg.model
     mcfg = ModelConfig(
         architecture="llama", vocab_size=vocab_size, hidden_size=s.hidden_size,
         intermediate_size=s.intermediate_size, num_layers=s.num_layers, num_heads=s.num_heads,
         num_kv_heads=s.num_kv_heads, max_position_embeddings=s.max_position_embeddings,
         tie_word_embeddings=True, bos_token_id=BOS_ID, eos_token_ids=[EOS_ID], pad_token_id=PAD_ID,
-        ttm_dim=s.ttm_dim, tau_max=s.tau_max, guidance=cfg.guidance,
+        ttm_dim=s.ttm_dim, tau_max=s.tau_max, guidance=cfg.guidance, ttm_context=s.ttm_context,
     )
     torch.manual_seed(cfg.seed)
     model = QuasarForCausalLM(mcfg)
@@ -45,6 +50,48 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> QuasarForCausalLM:
     for layer in model.model.layers:
         layer.ttm.reset_parameters(generator=g)
     return model
+
+
+def continue_model(cfg: TrainConfig) -> QuasarForCausalLM:
+    """`init_from`'s decoder with the recipe's context length and TTM context; the TTM starts
+    afresh as the identity (seeded), since its old weights were trained for another context."""
+    base = load_model(cfg.init_from)
+    mcfg = ModelConfig(**{**{f: getattr(base.config, f) for f in base.config.__slots__},
+                          "max_position_embeddings": cfg.model.max_position_embeddings,
+                          "ttm_context": cfg.model.ttm_context, "guidance": cfg.guidance})
+    model = QuasarForCausalLM(mcfg)
+    decoder = {k: v for k, v in base.state_dict().items() if ".ttm." not in k}
+    missing, unexpected = model.load_state_dict(decoder, strict=False)
+    assert not unexpected and all(".ttm." in k for k in missing), (missing, unexpected)
+    g = torch.Generator().manual_seed(cfg.seed)
+    for layer in model.model.layers:
+        layer.ttm.reset_parameters(generator=g)
+    return model
+
+
+def make_training_tasks(cfg: TrainConfig) -> list[dict]:
+    """Today's tasks, and with `distractors` a share of them drawn with lo..hi distractors
+    (equal shares per count, each count from its own seed)."""
+    plain_n = cfg.train_tasks_per_kind
+    tasks = []
+    if cfg.distractors:
+        lo, hi = cfg.distractors
+        counts = range(lo, hi + 1)
+        per_count = max(1, round(cfg.train_tasks_per_kind * cfg.distractor_share / len(counts)))
+        plain_n = cfg.train_tasks_per_kind - per_count * len(counts)
+        for kind in cfg.kinds:
+            for d in counts:
+                tasks += make_tasks(kind, per_count, cfg.data_seed * 1000 + 100 + d, "train", distractors=d)
+    return tasks + [t for k in cfg.kinds for t in make_tasks(k, max(0, plain_n), cfg.data_seed, "train")]
+
+
+def make_val_tasks(cfg: TrainConfig) -> dict[str, list[dict]]:
+    val = {k: make_tasks(k, cfg.val_tasks_per_kind, cfg.data_seed + 1, "val") for k in cfg.kinds}
+    if cfg.distractors:
+        for k in cfg.kinds:
+            val[f"{k}_d{cfg.val_distractors}"] = make_tasks(k, cfg.val_tasks_per_kind, cfg.data_seed + 1, "val",
+                                                           distractors=cfg.val_distractors)
+    return val
 
 
 def param_groups(model, cfg: TrainConfig) -> list[dict]:
@@ -69,21 +116,31 @@ def lr_factor(step: int, minutes: float, cfg: TrainConfig) -> float:
 
 
 def prepare_data(cfg: TrainConfig, out: Path):
-    train_tasks = [t for k in cfg.kinds for t in make_tasks(k, cfg.train_tasks_per_kind, cfg.data_seed, "train")]
-    val_tasks = {k: make_tasks(k, cfg.val_tasks_per_kind, cfg.data_seed + 1, "val") for k in cfg.kinds}
-    sample = random.Random(cfg.seed).sample(train_tasks, min(8000, len(train_tasks)))
-    raw_tok = build_tokenizer((t["prompt"] + "\n" + t["solution"] for t in sample), cfg.model.vocab_size)
+    train_tasks = make_training_tasks(cfg)
+    val_tasks = make_val_tasks(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    raw_tok.save(str(out / "tokenizer.json"))
+    if cfg.init_from:  # the starting model's tokenizer, byte for byte
+        source = resolve_model_path(cfg.init_from) / "tokenizer.json"
+        (out / "tokenizer.json").write_bytes(source.read_bytes())
+        raw_tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    else:
+        sample = random.Random(cfg.seed).sample(train_tasks, min(8000, len(train_tasks)))
+        raw_tok = build_tokenizer((t["prompt"] + "\n" + t["solution"] for t in sample), cfg.model.vocab_size)
+        raw_tok.save(str(out / "tokenizer.json"))
     encoded = [encode_task(raw_tok, t) for t in train_tasks]
     return encoded, val_tasks, raw_tok
 
 
 def evaluate(model, tokenizer, val_tasks: dict) -> dict:
+    from quasar_dist.bench.relevance import relevance_auroc
+
     result = {}
     for guidance in (model.config.guidance, "off"):
         for kind, tasks in val_tasks.items():
             result[f"val_acc_{kind}_{guidance}"] = greedy_accuracy(model, tokenizer, tasks, guidance)
+    for kind, tasks in val_tasks.items():
+        if tasks and "relevant_spans" in tasks[0]:
+            result[f"val_auroc_{kind}"] = relevance_auroc(model, tokenizer, tasks[:40])["auroc_layer_mean"]
     return result
 
 
@@ -118,22 +175,27 @@ def train(cfg: TrainConfig) -> Path:
     step, history = load_training_state(out / "checkpoints", model, engine.optimizer) if cfg.zero_stage == 0 else (0, [])
     ttm_params = [p for n, p in model.named_parameters() if ".ttm." in n]
     rng = random.Random(cfg.seed * 1000 + rank + step)
-    order = list(range(rank, len(encoded), world))
-    rng.shuffle(order)
-    cursor, start, tokens_seen = 0, time.time(), 0
+    mine = list(range(rank, len(encoded), world))
+    batches = length_grouped_batches([len(encoded[i][0]) for i in mine], cfg.batch_size, rng)
+    noise = torch.Generator(device=engine.device).manual_seed(cfg.seed * 1000 + rank + step)
+    start, tokens_seen = time.time(), 0
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
     while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
-        if cursor + cfg.batch_size > len(order):
-            rng.shuffle(order)
-            cursor = 0
-        batch = [encoded[i] for i in order[cursor : cursor + cfg.batch_size]]
-        cursor += cfg.batch_size
+        batch = [encoded[mine[i]] for i in next(batches)]
         ids, seg, loss_mask = (t.to(engine.device) for t in collate(batch, newline_id))
         model.guidance = "off" if rng.random() < cfg.guidance_off_fraction else cfg.guidance
-        logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
+        evicting = cfg.keep_target is not None and model.guidance != "off"
+        eviction = RelaxedEviction(seg, (seg == 0).sum(1), sinks=cfg.protect_sinks, window=cfg.protect_window,
+                                   gamma=cfg.evict_gamma, tau_max=cfg.model.tau_max, generator=noise) if evicting else None
+        logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True, attention_log_tau=eviction)
         lm = task_loss(logits, ids, loss_mask)
-        anti, sparsity = temperature_losses(log_taus, visible_temperature_mask(seg, ids, PAD_ID), cfg.model.tau_max)
+        visible = visible_temperature_mask(seg, ids, PAD_ID)
+        anti, sparsity = temperature_losses(log_taus, visible, cfg.model.tau_max)
         loss = lm + cfg.lambda_anti_collapse * anti + cfg.lambda_sparsity * sparsity
+        kept = None
+        if evicting:
+            kept = eviction.kept_fraction(log_taus, visible)
+            loss = loss + cfg.lambda_budget * budget_loss(kept, keep_target(step, cfg.keep_target, cfg.keep_ramp_steps))
         for group in engine.optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(step, (time.time() - start) / 60, cfg)
         engine.backward(loss)
@@ -144,8 +206,11 @@ def train(cfg: TrainConfig) -> Path:
         tokens_seen += int((ids != PAD_ID).sum())
         tok_s = tokens_seen / max(1e-9, time.time() - start)
         bar.update(1)
-        bar.set_postfix(loss=f"{lm.item():.3f}", tau=f"{sparsity.item():.2f}", tok_s=f"{tok_s:,.0f}")
+        bar.set_postfix(loss=f"{lm.item():.3f}", tau=f"{sparsity.item():.2f}", tok_s=f"{tok_s:,.0f}",
+                        **({"kept": f"{kept.item():.2f}"} if kept is not None else {}))
         record = {"step": step, "loss": lm.item(), "mean_tau": sparsity.item() * cfg.model.tau_max, "minutes": (time.time() - start) / 60}
+        if kept is not None:
+            record["kept"] = kept.item()
         if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             model.guidance = cfg.guidance
             record |= evaluate(model, tokenizer, val_tasks)
