@@ -40,6 +40,7 @@ def main() -> None:
 @click.option("--input", "input_path", default=None, help="Parquet file, folder or glob of tasks (default: shipped sample tasks).")
 @click.option("--output", "output_dir", default=None, help="Output folder; re-running on it resumes (default: outputs/run).")
 @click.option("--model", default=None, help="'tiny' (shipped) or a local Hugging Face model folder.")
+@click.option("--ttm", default=None, help="A TTM adapter folder to attach to --model (temperatures for any checkpoint).")
 @click.option("--mode", type=click.Choice(["gsot", "cot"]), default=None, help="Guided sequence of thought or the chain-of-thought baseline.")
 @click.option("--config", "config_path", default=None, help="Run config YAML (see configs/runs/); flags override it.")
 @click.option("--tp", type=int, default=None, help="Tensor-parallel ranks per replica (DeepSpeed AutoTP).")

@@ -253,3 +253,23 @@ def test_run_killed_mid_way_then_resumed_writes_every_id_exactly_once(ray_local,
     report = json.loads((out / "report.json").read_text())
     assert (report["skipped_resumed"], report["computed_last_run"], report["tasks"]) == (num_tasks, 0, num_tasks)
     assert sorted(p.name for p in (out / "results").iterdir()) == files
+
+
+def test_run_attaches_a_ttm_adapter_and_resume_checks_it(ray_local, tmp_path, run_yaml, model):
+    from quasar_dist.model.adapter import save_adapter
+    from quasar_dist.train.adapter import adapter_model
+    from quasar_dist.train.config import TrainConfig
+    from quasar_dist.util.typed_config import from_dict
+
+    recipe = from_dict(TrainConfig, {"adapter_of": model, "model": {"ttm_dim": 8}}, source="test")
+    adapter = save_adapter(adapter_model(recipe)[0], tmp_path / "adapter", base=model)
+    tasks = tasks_file(tmp_path / "tasks.parquet", 6)
+    args = ["--config", str(run_yaml), "--input", str(tasks), "--output", str(tmp_path / "out")]
+    code, output = quasar_run(*args, "--ttm", str(adapter))
+    assert code == 0, output
+    assert read_results(tmp_path / "out").num_rows == 6
+    assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["ttm"] == str(adapter)
+    code, output = quasar_run(*args)  # the same folder without the adapter: not the same run
+    assert code != 0 and "made with ttm=" in output
+    code, output = quasar_run(*args[:-2], "--output", str(tmp_path / "bad"), "--ttm", str(tmp_path))
+    assert code != 0 and "not a TTM adapter folder" in output and not (tmp_path / "bad" / "results").exists()

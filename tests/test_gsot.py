@@ -12,7 +12,7 @@ import torch
 
 from quasar_dist.model import QuasarForCausalLM
 from quasar_dist.reasoning import Reasoner, ReasoningConfig, solve_prompts
-from quasar_dist.reasoning.signals import keep_mask, max_temperature_change, step_heat
+from quasar_dist.reasoning.signals import budget_keep_mask, keep_mask, max_temperature_change, step_heat
 from quasar_dist.util.typed_config import ConfigError, from_dict, load_config
 
 from tolerance import model_bound
@@ -134,6 +134,26 @@ def test_cold_tokens_are_evicted_except_sinks_and_recent(tokenizer):
     assert evicted["steps"] == kept["steps"] and evicted["answer"] == kept["answer"]
 
 
+def test_kv_budget_keeps_the_warmest_prompt_entries_after_prefill(tokenizer):
+    model = markov_model(STEPS, cold_words=("cat", "has"))
+    common = dict(epsilon=0.0, max_steps=3, backtrack_below=0.0, sink_tokens=1, recent_tokens=2)
+    (full,) = solve(model, tokenizer, **common)
+    (budget,) = solve(model, tokenizer, kv_budget=4, **common)
+    (share,) = solve(model, tokenizer, kv_budget=4 / 7, **common)
+    # Prompt: <bos> the cat has 3 apples \n: <bos> is the sink, "apples \n" the recent window;
+    # of "the cat has 3" the warmest one ("the" and "3" tie, the first wins) fills the budget of 4.
+    assert full["kv_evicted"] == 0 and budget["kv_evicted"] == share["kv_evicted"] == 3
+    assert budget["steps"] == full["steps"]  # the steps never leave: the budget is the prompt's
+
+
+def test_budget_keep_mask_fills_the_budget_with_the_warmest():
+    tau = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.8, 0.1, 0.1])
+    assert budget_keep_mask(tau, 4, 1, 1).tolist() == [True, False, True, False, True, False, True]
+    assert budget_keep_mask(tau, 0.5, 1, 1).tolist() == [True, False, True, False, True, False, True]  # ceil(3.5)
+    assert budget_keep_mask(tau, 0.1, 1, 1).sum() == 2  # never fewer than the protected ones
+    assert budget_keep_mask(tau, 1.0, 0, 0).all()
+
+
 def test_keep_mask_protects_sinks_and_recent():
     tau = torch.tensor([0.1, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1])
     assert keep_mask(tau, 0.5, 2, 2).tolist() == [True, True, False, True, False, True, True]
@@ -221,3 +241,35 @@ def test_gsot_on_cuda_matches_cpu(tokenizer):
         rows[device] = [{k: v for k, v in r.items() if k not in ("latency_s", "step_temperature")}
                         for r in solve(model, tokenizer, [PROMPT, PROMPTS[1]], **config)]
     assert rows["cuda"] == rows["cpu"]
+
+
+def test_attention_probe_is_the_forward_and_evictors_rank_as_documented(tokenizer):
+    from quasar_dist.model.attention_probe import attention_probabilities
+    from quasar_dist.reasoning.evictors import EVICTORS, entry_scores
+
+    model = random_model()
+    ids = tokenizer.encode_prompt(PROMPTS[3])
+    for guidance in ("off", "bias", "scale"):
+        model.guidance = guidance
+        with torch.no_grad():
+            logits, attention = attention_probabilities(model, torch.tensor([ids]))
+            full = model(torch.tensor([ids]))
+        assert (logits - full).abs().max() <= model_bound(model, full), guidance
+        n = len(ids)
+        assert attention.shape[-2:] == (n, n) and torch.allclose(attention.sum(-1), torch.ones(()), atol=1e-5)
+        assert attention.triu(1).abs().max() == 0  # causal
+    tau = torch.linspace(0.1, 1.0, n)
+    scores = {m: entry_scores(m, model, ids, tau, seed=3) for m in EVICTORS}
+    assert all(s.shape == (n,) for s in scores.values())
+    assert torch.equal(scores["ttm"], tau) and scores["streaming"].argmax() == n - 1
+    assert torch.equal(scores["random"], entry_scores("random", model, ids, tau, seed=3))  # seeded
+    assert torch.allclose(scores["tova"], attention[:, :, -1].sum((0, 1)))
+
+
+@pytest.mark.parametrize("evictor", ["streaming", "random", "snapkv", "h2o", "tova"])
+def test_every_baseline_evicts_to_the_same_budget(tokenizer, evictor):
+    model = random_model()
+    common = dict(epsilon=0.0, max_steps=2, max_new_tokens=12, backtrack_below=0.0, sink_tokens=1, recent_tokens=2)
+    (ttm,) = solve(model, tokenizer, [PROMPTS[3]], kv_budget=0.5, **common)
+    (row,) = solve(model, tokenizer, [PROMPTS[3]], kv_budget=0.5, kv_evictor=evictor, **common)
+    assert row["error"] is None and row["kv_evicted"] == ttm["kv_evicted"] > 0

@@ -16,6 +16,9 @@ class RunConfig:
     """Run folder: results/*.parquet, report.json, report.md, plots/, config.yaml. Re-running on it resumes."""
     model: str = "tiny"
     """"tiny" (the shipped model) or a local Hugging Face model folder readable on every node."""
+    ttm: str | None = None
+    """A TTM adapter folder (`quasar train` with adapter_of) attached to `model` in place of its own
+    temperatures; readable on every node. null = the model's own."""
     mode: Literal["gsot", "cot"] = "gsot"
     """Guided sequence of thought, or the chain-of-thought baseline (same engine, guidance off)."""
     tp: int = 1

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from quasar_dist.model import ModelConfig, ModelLoadError, resolve_model_path
+from quasar_dist.model.adapter import adapted_config, read_adapter
 from quasar_dist.model.checkpoint import read_config
 from quasar_dist.parallel.deepspeed_tp import check_shardable
 from quasar_dist.util.typed_config import ConfigError
 
 
-def check_model(name_or_path: str, tp: int) -> ModelConfig:
+def check_model(name_or_path: str, tp: int, ttm: str | None = None) -> ModelConfig:
     folder = Path(resolve_model_path(name_or_path))
     config = read_config(folder)
+    if ttm is not None:  # the adapter must exist and fit the base
+        config = adapted_config(config, read_adapter(ttm), str(ttm))
     if not (folder / "tokenizer.json").is_file():
         raise ModelLoadError(f"{folder}: missing tokenizer.json")
     try:

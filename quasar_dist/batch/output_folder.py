@@ -15,7 +15,7 @@ from .results_store import clean_temp_files, clear_results, result_files, result
 from .uri import is_uri
 
 CONFIG_FILE = "config.yaml"
-MUST_MATCH_TO_RESUME = ("model", "mode", "gsot")
+MUST_MATCH_TO_RESUME = ("model", "ttm", "mode", "gsot")
 
 
 def resolved_config(cfg: RunConfig) -> dict:

@@ -59,7 +59,7 @@ def build_dataset(cfg: RunConfig, spec: InputSpec, todo_ref, *, run_id: str) -> 
         ReasonStage,
         batch_format="pyarrow",
         batch_size=cfg.batch_size,
-        fn_constructor_kwargs=dict(model=cfg.model, mode=cfg.mode, gsot=dict(cfg.gsot),
+        fn_constructor_kwargs=dict(model=cfg.model, ttm=cfg.ttm, mode=cfg.mode, gsot=dict(cfg.gsot),
                                    parallel={**cfg.parallel, "tp": cfg.tp, "replicas": cfg.replicas},
                                    model_label=cfg.model, run_id=run_id),
         compute=ray.data.ActorPoolStrategy(size=cfg.replicas, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT),

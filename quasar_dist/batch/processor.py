@@ -45,7 +45,7 @@ def build_processor(config: ProcessorConfig | dict, preprocess: RowFn | None = N
     from_dict(ReasoningConfig, {**cfg.gsot, "mode": cfg.mode}, source="build_processor", prefix="gsot.")
     from_dict(ParallelConfig, {**cfg.parallel, "tp": cfg.tp, "replicas": cfg.replicas}, source="build_processor",
               prefix="parallel.")
-    check_model(cfg.model, cfg.tp)
+    check_model(cfg.model, cfg.tp, cfg.ttm)
     return Processor(cfg, preprocess, postprocess)
 
 
@@ -63,7 +63,7 @@ class Processor:
             PassThroughStage,
             batch_format="pyarrow",
             batch_size=cfg.batch_size,
-            fn_constructor_kwargs=dict(model=cfg.model, mode=cfg.mode, gsot=dict(cfg.gsot),
+            fn_constructor_kwargs=dict(model=cfg.model, ttm=cfg.ttm, mode=cfg.mode, gsot=dict(cfg.gsot),
                                        parallel={**cfg.parallel, "tp": cfg.tp}, model_label=cfg.model,
                                        columns=dict(prompt_col=cfg.prompt_col, id_col=cfg.id_col,
                                                     answer_col=cfg.answer_col, kind_col=cfg.kind_col)),

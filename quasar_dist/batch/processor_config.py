@@ -11,6 +11,8 @@ from typing import Any, Literal
 class ProcessorConfig:
     model: str = "tiny"
     """"tiny" (the shipped model) or a local Hugging Face model folder readable on every node."""
+    ttm: str | None = None
+    """A TTM adapter folder attached to `model` (null = the model's own temperatures)."""
     mode: Literal["gsot", "cot"] = "gsot"
     """Guided sequence of thought, or the chain-of-thought baseline (same engine, guidance off)."""
     tp: int = 1

@@ -35,11 +35,12 @@ def prompt_problem(prompt) -> str | None:
 
 class ReasonStage:
     def __init__(self, model: str = "tiny", *, mode: str = "gsot", gsot: dict | None = None,
-                 parallel: dict | None = None, model_label: str | None = None, run_id: str = "") -> None:
+                 parallel: dict | None = None, model_label: str | None = None, run_id: str = "",
+                 ttm: str | None = None) -> None:
         self.reasoning = {**(gsot or {}), "mode": mode}
         from_dict(ReasoningConfig, self.reasoning, source="ReasonStage")  # fail here, not in every rank
         self.mode, self.model_label, self.run_id = mode, model_label or str(model), run_id
-        self.gang = ReplicaGang(model, from_dict(ParallelConfig, parallel or {}, source="ReasonStage"))
+        self.gang = ReplicaGang(model, from_dict(ParallelConfig, parallel or {}, source="ReasonStage"), ttm=ttm)
         self.metrics = StageMetrics(mode=mode, model=self.model_label)
 
     def __call__(self, batch: pa.Table) -> pa.Table:

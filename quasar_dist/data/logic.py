@@ -46,7 +46,8 @@ def make_logic_problem(rng: random.Random, hops: int, answer: str) -> dict[str, 
 
 def make_logic_parts(rng: random.Random, hops: int, answer: str):
     """(segments [(text, relevant, section)], solution, answer, asked chain). Relevant: the
-    headers, the asked chain's rules, its root fact (answer yes) and the question. Sections:
+    asked chain's rules, its root fact (answer yes) and the question. The section headers are
+    the same in every prompt, so no solution needs them: they are not relevant. Sections:
     facts, rules, question (the headers open their sections)."""
     if not MIN_HOPS <= hops <= MAX_HOPS:
         raise ValueError(f"logic hops must be in {MIN_HOPS}..{MAX_HOPS}, got {hops}")
@@ -65,9 +66,9 @@ def make_logic_parts(rng: random.Random, hops: int, answer: str):
     asked = asked_chain[-1]
     on_chain = set(asked_chain)
     segments = (
-        [("Facts:", True, "facts")] + [(f"{f} true.", f in on_chain, "facts") for f in facts]
-        + [(HEADER, True, "rules")] + [(f"{head} {body}.", head in on_chain, "rules") for head, body in rules]
-        + [("Question:", True, "question"), (f"does {asked} hold?", True, "question")]
+        [("Facts:", False, "facts")] + [(f"{f} true.", f in on_chain, "facts") for f in facts]
+        + [(HEADER, False, "rules")] + [(f"{head} {body}.", head in on_chain, "rules") for head, body in rules]
+        + [("Question:", False, "question"), (f"does {asked} hold?", True, "question")]
     )
     chain = asked_chain[::-1]  # asked first
     root_body = "true" if answer == "yes" else "none"

@@ -9,6 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .adapter import adapted_config, load_adapter_weights, read_adapter
 from .config import ModelConfig, ModelLoadError
 from .decoder import QuasarForCausalLM
 
@@ -82,15 +83,27 @@ def load_state(model: QuasarForCausalLM, tensors: dict[str, torch.Tensor], sourc
     return has_ttm
 
 
-def load_pretrained(folder: str | Path, guidance: str | None = None, dtype: torch.dtype = torch.float32) -> QuasarForCausalLM:
+def load_pretrained(folder: str | Path, guidance: str | None = None, dtype: torch.dtype = torch.float32,
+                    ttm: str | Path | None = None) -> QuasarForCausalLM:
+    """A model folder; with `ttm`, an adapter folder (adapter.py) whose TTM replaces the folder's."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelLoadError(f"{folder}: model folder not found")
     cfg = read_config(folder)
+    meta = None
+    if ttm is not None:
+        meta = read_adapter(ttm)
+        cfg = adapted_config(cfg, meta, str(ttm))
     tensors = _read_tensors(_weight_files(folder))
+    if meta is not None:
+        tensors = {k: v for k, v in tensors.items() if ".ttm." not in k}
     model = QuasarForCausalLM(cfg, guidance=guidance)
     model.has_trained_ttm = load_state(model, tensors, str(folder))
+    if meta is not None:
+        load_adapter_weights(model, ttm)
+        model.has_trained_ttm = True
     model.source = str(folder)
+    model.ttm_source = None if ttm is None else str(ttm)
     return model.to(dtype).eval()
 
 

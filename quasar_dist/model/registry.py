@@ -24,11 +24,13 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def load_model(name_or_path: str | Path, guidance: str | None = None, dtype: torch.dtype | str = torch.float32):
+def load_model(name_or_path: str | Path, guidance: str | None = None, dtype: torch.dtype | str = torch.float32,
+               ttm: str | Path | None = None):
     """Load a model folder (or a shipped name) as a `torch.nn.Module` whose
-    `forward(input_ids [B, T])` returns logits [B, T, vocab]."""
+    `forward(input_ids [B, T])` returns logits [B, T, vocab]. `ttm`: a TTM adapter folder
+    (model/adapter.py) attached to it in place of its own temperatures."""
     if isinstance(dtype, str):
         if dtype not in DTYPES:
             raise ModelLoadError(f"unknown dtype {dtype!r} (use one of {', '.join(DTYPES)})")
         dtype = DTYPES[dtype]
-    return load_pretrained(resolve_model_path(name_or_path), guidance=guidance, dtype=dtype)
+    return load_pretrained(resolve_model_path(name_or_path), guidance=guidance, dtype=dtype, ttm=ttm)

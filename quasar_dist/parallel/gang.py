@@ -40,8 +40,9 @@ def cluster_has_gpus() -> bool:
 
 class ReplicaGang:
     def __init__(self, model: str | Path, parallel: ParallelConfig | None = None, *,
-                 guidance: str | None = None) -> None:
+                 guidance: str | None = None, ttm: str | Path | None = None) -> None:
         self.model_name = str(model)  # a shipped name or a folder readable on every node
+        self.ttm = None if ttm is None else str(ttm)  # a TTM adapter folder, or None
         self.parallel = parallel or ParallelConfig()
         self.guidance = guidance
         self.use_gpu = cluster_has_gpus() if self.parallel.use_gpu is None else self.parallel.use_gpu
@@ -98,7 +99,7 @@ class ReplicaGang:
     def _setup_refs(self) -> list:
         tp = self.parallel.tp
         if tp == 1:  # a single actor, no process group, no DeepSpeed
-            return [self.actors[0].setup.remote(self.model_name, self.guidance, self.dtype, self.use_gpu, None)]
+            return [self.actors[0].setup.remote(self.model_name, self.guidance, self.dtype, self.use_gpu, None, self.ttm)]
         [(addr, port)] = gather_ranks([self.actors[0].rendezvous_address.remote()])
         nodes = gather_ranks([a.node_id.remote() for a in self.actors])
         refs = []
@@ -110,7 +111,7 @@ class ReplicaGang:
                 backend="nccl" if self.use_gpu else "gloo",
                 timeout_s=self.parallel.collective_timeout_s,
             )
-            refs.append(actor.setup.remote(self.model_name, self.guidance, self.dtype, self.use_gpu, dist))
+            refs.append(actor.setup.remote(self.model_name, self.guidance, self.dtype, self.use_gpu, dist, self.ttm))
         return refs
 
     def _local_rank(self, nodes: list[str], rank: int) -> int:

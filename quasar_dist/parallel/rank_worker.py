@@ -32,12 +32,13 @@ class RankWorker:
         return rendezvous_address()
 
     def setup(self, model_name: str, guidance: str | None, dtype: torch.dtype, use_gpu: bool,
-              dist: dict | None) -> None:
-        """Load the model; with `dist` (tp > 1), join the process group and shard it.
+              dist: dict | None, ttm: str | None = None) -> None:
+        """Load the model (with the TTM adapter `ttm` if given); with `dist` (tp > 1), join the
+        process group and shard it.
         All ranks must call this concurrently: the process group waits for all of them."""
         from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
 
-        model = load_model(model_name, guidance=guidance, dtype=dtype)
+        model = load_model(model_name, guidance=guidance, dtype=dtype, ttm=ttm)
         self.tokenizer = TextTokenizer.from_folder(resolve_model_path(model_name), model.config)
         if dist is not None:
             from .deepspeed_tp import check_shardable, shard_with_autotp

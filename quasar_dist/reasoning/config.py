@@ -35,6 +35,12 @@ class ReasoningConfig:
     """Sampling temperature of a resampled step (> 0, so a retry can differ from a greedy first try)."""
     evict_below: float = 0.0
     """At each boundary, live entries with a temperature below this leave the KV cache (0 = never)."""
+    kv_budget: float | None = None
+    """After prefill, keep only this many of the prompt's entries, the warmest by temperature
+    (sinks and recent entries always stay): a share of the prompt if <= 1, a count if > 1. None
+    keeps them all. The prompt is where long inputs spend their cache (docs/gsot.md)."""
+    kv_evictor: Literal["ttm", "streaming", "random", "snapkv", "h2o", "tova"] = "ttm"
+    """How kv_budget ranks the prompt's entries: by temperature, or a baseline (reasoning/evictors.py)."""
     sink_tokens: int = 4
     """The first live entries, never evicted (attention sinks, StreamingLLM)."""
     recent_tokens: int = 16
@@ -76,6 +82,8 @@ class ReasoningConfig:
             raise ValueError(f"cache_memory_mb must be > 0, got {self.cache_memory_mb}")
         _at_least(self, 0, "max_retries", "sink_tokens", "recent_tokens", "backtrack_below", "evict_below",
                   "epsilon", "temperature")
+        if self.kv_budget is not None and not self.kv_budget > 0:
+            raise ValueError(f"kv_budget must be > 0 (a share <= 1 or a count) or null, got {self.kv_budget}")
         if not 0.0 < self.answer_confidence <= 1.0:
             raise ValueError(f"answer_confidence must be in (0, 1], got {self.answer_confidence}")
         if not 0.0 < self.top_p <= 1.0:

@@ -4,7 +4,8 @@ The engine has already fed the step's newline and committed (context update + te
 refresh from cached A h). Here, in order:
   1. heat = mean temperature of the step's tokens; a step colder than backtrack_below is rolled
      back to the previous boundary and resampled (retry_temperature), at most max_retries times;
-  2. accepted: evict entries colder than evict_below (sinks and recent entries protected), then
+  2. accepted: evict entries colder than evict_below (sinks and recent entries protected; after
+     prefill also all but the kv_budget warmest prompt entries), then
      checkpoint (the next step's backtrack target). Temperatures are read from the cache only
      for the settings that need them (eviction, the convergence test): with the defaults a
      boundary costs no tensor op here (the heat and the checkpoint come with the commit);
@@ -14,8 +15,9 @@ The prompt's boundary (step 0) only evicts and checkpoints: there is no step to 
 """
 from __future__ import annotations
 
+from .evictors import entry_scores
 from .policy import Policy
-from .signals import keep_mask, max_temperature_change
+from .signals import budget_keep_mask, keep_mask, max_temperature_change
 from .steps import probe_answer
 from .task import Task
 
@@ -39,9 +41,14 @@ class GsotPolicy(Policy):
     def _accept(self, task: Task) -> None:
         seq, cfg = task.seq, self.config
         current = None  # (positions, tau): read only for the settings that need them
-        if cfg.evict_below > 0 or cfg.epsilon > 0:
+        budget = cfg.kv_budget if seq.num_steps == 0 else None  # the prompt's budget, after prefill
+        if cfg.evict_below > 0 or cfg.epsilon > 0 or budget is not None:
             positions, tau = self.engine.temperatures(seq)
             keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
+            if budget is not None:
+                scores = entry_scores(cfg.kv_evictor, self.engine.runner.model, seq.prompt_ids, tau,
+                                      seed=seq.sampling.seed)  # per task, from its prompt
+                keep &= budget_keep_mask(scores, budget, cfg.sink_tokens, cfg.recent_tokens)
             if not bool(keep.all()):
                 self.engine.evict(seq, keep)
                 positions, tau = positions[keep], tau[keep]

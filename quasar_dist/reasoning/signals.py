@@ -3,6 +3,8 @@ and how much the temperatures moved since the last step. Pure functions on CPU t
 positions [n] (sorted, unique per live entry) and tau [n] (mean over layers)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -20,6 +22,21 @@ def keep_mask(tau: torch.Tensor, evict_below: float, sink_tokens: int, recent_to
     index = torch.arange(n)
     protected = (index < sink_tokens) | (index >= n - recent_tokens)
     return protected | (tau >= evict_below)
+
+
+def budget_keep_mask(tau: torch.Tensor, budget: float, sink_tokens: int, recent_tokens: int) -> torch.Tensor:
+    """True for the entries that stay under a budget: the protected ones (as in keep_mask) and
+    the warmest others, `budget` entries in all (a share of tau's entries if <= 1, a count if
+    > 1; never fewer than the protected ones)."""
+    n = tau.numel()
+    keep = keep_mask(tau, float("inf"), sink_tokens, recent_tokens)  # the protected entries only
+    total = math.ceil(budget * n) if budget <= 1 else int(budget)
+    extra = total - int(keep.sum())
+    if extra > 0:
+        free = (~keep).nonzero().squeeze(1)
+        warmest = tau[free].topk(min(extra, free.numel())).indices
+        keep[free[warmest]] = True
+    return keep
 
 
 def max_temperature_change(previous: tuple[torch.Tensor, torch.Tensor], current: tuple[torch.Tensor, torch.Tensor]) -> float:

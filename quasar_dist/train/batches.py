@@ -13,12 +13,14 @@ def encode_task(tokenizer, task: dict) -> tuple[list[int], int]:
     return prompt + solution, len(prompt)
 
 
-def segment_ids_for(ids: torch.Tensor, prompt_len: torch.Tensor, newline_id: int) -> torch.Tensor:
+def segment_ids_for(ids: torch.Tensor, prompt_len: torch.Tensor, newline_id) -> torch.Tensor:
     """Segment 0 is the prompt; each solution line (its newline included) is the next segment.
-    ids [B, T], prompt_len [B] -> [B, T]."""
+    ids [B, T], prompt_len [B] -> [B, T]. newline_id: the newline token, or every token whose
+    text holds a newline (TextTokenizer.newline_token_ids, for BPE vocabularies that merge them)."""
     t = ids.shape[1]
     in_solution = torch.arange(t)[None, :] >= prompt_len[:, None]
-    newline = (ids == newline_id) & in_solution
+    newline_ids = torch.tensor(sorted(newline_id) if isinstance(newline_id, (set, frozenset, list, tuple)) else [newline_id])
+    newline = torch.isin(ids, newline_ids) & in_solution
     before = newline.long().cumsum(1) - newline.long()  # newlines strictly before t
     return in_solution.long() + before
 

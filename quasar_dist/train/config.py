@@ -50,6 +50,16 @@ class TrainConfig:
     init_from: str | None = None
     """A model folder or shipped name whose decoder weights and tokenizer start the run (its
     TTM starts afresh, as the identity); None trains from scratch with a new tokenizer."""
+    adapter_of: str | None = None
+    """Train a TTM adapter for this base (a model folder or shipped name): the base stays frozen,
+    only a fresh TTM (model.ttm_dim / tau_max / ttm_context) learns, by self-distillation on the
+    base's own continuations of `prompts`; writes OUTPUT/adapter (train/adapter.py)."""
+    prompts: str | None = None
+    """Parquet file of prompts for an adapter (column `prompt_col`); null = the recipe's own tasks."""
+    prompt_col: str = "prompt"
+    """Prompt column of `prompts`."""
+    continuation_tokens: int = 128
+    """Tokens the base writes after each prompt for self-distillation."""
     distractors: list[int] = field(default_factory=list)
     """[lo, hi]: a `distractor_share` of the training tasks gets lo..hi distractor sentences
     (uniform; data/distractors.py); [] trains on today's tasks only."""
@@ -110,6 +120,8 @@ class TrainConfig:
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
         if self.distractors and (len(self.distractors) != 2 or not 0 <= self.distractors[0] <= self.distractors[1]):
             raise ValueError(f"distractors must be [lo, hi] with 0 <= lo <= hi, got {self.distractors}")
+        if self.adapter_of and self.init_from:
+            raise ValueError("set adapter_of (train a TTM for a frozen base) or init_from (continue a model), not both")
         if self.keep_target is not None and not 0.0 < self.keep_target <= 1.0:
             raise ValueError(f"keep_target must be in (0, 1], got {self.keep_target}")
         if not 0.0 <= self.guidance_off_fraction <= 1.0:

@@ -22,6 +22,7 @@ from .batches import collate, encode_task, length_grouped_batches
 from .checkpointing import load_training_state, save_training_state
 from .config import TrainConfig
 from .evaluate import greedy_accuracy
+from .adapter import distillation_loss
 from .losses import (RelaxedEviction, budget_loss, keep_target, task_loss, temperature_losses,
                      visible_temperature_mask)
 
@@ -69,6 +70,17 @@ def continue_model(cfg: TrainConfig) -> QuasarForCausalLM:
     return model
 
 
+@torch.no_grad()
+def base_logits(model: QuasarForCausalLM, ids: torch.Tensor) -> torch.Tensor:
+    """The frozen base's logits: the same weights with guidance off (the TTM unused)."""
+    before = model.guidance
+    model.guidance = "off"
+    try:
+        return model(ids)
+    finally:
+        model.guidance = before
+
+
 def make_training_tasks(cfg: TrainConfig) -> list[dict]:
     """Today's tasks, and with `distractors` a share of them drawn with lo..hi distractors
     (equal shares per count, each count from its own seed)."""
@@ -97,6 +109,8 @@ def make_val_tasks(cfg: TrainConfig) -> dict[str, list[dict]]:
 def param_groups(model, cfg: TrainConfig) -> list[dict]:
     ttm, decay, no_decay = [], [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:  # a frozen base (adapter training)
+            continue
         (ttm if ".ttm." in name else decay if p.dim() == 2 else no_decay).append(p)
     return [
         {"params": decay, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "base_lr": cfg.lr},
@@ -157,11 +171,18 @@ def train(cfg: TrainConfig) -> Path:
     (out / "config.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     t0 = time.time()
-    encoded, val_tasks, raw_tok = prepare_data(cfg, out)
+    if cfg.adapter_of:  # a TTM for a frozen base, by self-distillation (adapter.py)
+        from .adapter import adapter_model, adapter_prompts, self_distillation_data
+
+        model, tokenizer = adapter_model(cfg)
+        encoded = self_distillation_data(model, tokenizer, adapter_prompts(cfg), cfg.continuation_tokens)
+        val_tasks = make_val_tasks(cfg) if cfg.val_tasks_per_kind else {}
+    else:
+        encoded, val_tasks, raw_tok = prepare_data(cfg, out)
+        model = build_model(cfg, raw_tok.get_vocab_size())
+        tokenizer = TextTokenizer(raw_tok, model.config)
     data_s = time.time() - t0
-    newline_id = raw_tok.token_to_id("Ċ")
-    model = build_model(cfg, raw_tok.get_vocab_size())
-    tokenizer = TextTokenizer(raw_tok, model.config)
+    newline_id = tokenizer.newline_token_ids
     optimizer = torch.optim.AdamW(param_groups(model, cfg), betas=(0.9, 0.95))
     ds_config = {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
@@ -188,7 +209,10 @@ def train(cfg: TrainConfig) -> Path:
         eviction = RelaxedEviction(seg, (seg == 0).sum(1), sinks=cfg.protect_sinks, window=cfg.protect_window,
                                    gamma=cfg.evict_gamma, tau_max=cfg.model.tau_max, generator=noise) if evicting else None
         logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True, attention_log_tau=eviction)
-        lm = task_loss(logits, ids, loss_mask)
+        if cfg.adapter_of:  # match the frozen base (guidance off: exactly the checkpoint)
+            lm = distillation_loss(logits, base_logits(model, ids), loss_mask)
+        else:
+            lm = task_loss(logits, ids, loss_mask)
         visible = visible_temperature_mask(seg, ids, PAD_ID)
         anti, sparsity = temperature_losses(log_taus, visible, cfg.model.tau_max)
         loss = lm + cfg.lambda_anti_collapse * anti + cfg.lambda_sparsity * sparsity
@@ -221,20 +245,26 @@ def train(cfg: TrainConfig) -> Path:
     bar.close()
     model.guidance = cfg.guidance
     if rank == 0:
-        return finish(cfg, model, tokenizer, val_tasks, history, out, raw_tok, step, start, data_s)
+        return finish(cfg, model, tokenizer, val_tasks, history, out, step, start, data_s)
     return out
 
 
-def finish(cfg, model, tokenizer, val_tasks, history, out: Path, raw_tok, step, start, data_s) -> Path:
+def finish(cfg, model, tokenizer, val_tasks, history, out: Path, step, start, data_s) -> Path:
+    from quasar_dist.model.adapter import save_adapter
+
     from .curves import plot_training_curves
 
     final = evaluate(model, tokenizer, val_tasks)
     history.append({"step": step, **final})
-    folder = save_pretrained(model, out / "model", tokenizer_json=out / "tokenizer.json")
+    if cfg.adapter_of:
+        folder = save_adapter(model, out / "adapter", base=cfg.adapter_of)
+    else:
+        folder = save_pretrained(model, out / "model", tokenizer_json=out / "tokenizer.json")
     summary = {
         "steps": step, "train_minutes": (time.time() - start) / 60, "data_prep_s": data_s,
         "train_tasks": len(cfg.kinds) * cfg.train_tasks_per_kind, "final": final,
         "params": sum(p.numel() for p in model.parameters()),
+        "trained_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "history.json").write_text(json.dumps(history))

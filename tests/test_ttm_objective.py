@@ -1,0 +1,93 @@
+"""The TTM objective that learns importance (issue #14): relaxed eviction in the training
+forward, the budget hinge and its ramp, and the AUROC of temperatures against ground truth."""
+import math
+
+import pytest
+import torch
+
+from quasar_dist.bench.relevance import auroc, relevance_auroc, token_labels
+from quasar_dist.data.tasks import make_tasks
+from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.train.losses import RelaxedEviction, budget_loss, keep_logit_of, keep_target
+
+TAU_MAX = 2.0
+
+
+def _segments(prompt_len: int, step_lens=(3, 4)) -> torch.Tensor:
+    seg = [0] * prompt_len
+    for s, n in enumerate(step_lens, start=1):
+        seg += [s] * n
+    return torch.tensor([seg])
+
+
+def test_relaxed_eviction_decides_prompt_keys_for_step_queries_only():
+    seg = _segments(10)
+    ev = RelaxedEviction(seg, torch.tensor([10]), sinks=1, window=3, gamma=0.5, tau_max=TAU_MAX)
+    gated = ev.gated[0]  # [S, T]
+    assert not gated[0].any()  # the prompt's own queries keep their soft temperatures
+    for s in (1, 2):
+        assert gated[s].tolist() == [False] + [True] * 6 + [False] * 3 + [False] * 7  # sink, window, steps
+
+
+def test_relaxed_decision_is_close_to_hard_and_untouched_elsewhere():
+    seg = _segments(10)
+    ev = RelaxedEviction(seg, torch.tensor([10]), sinks=1, window=3, gamma=0.1, tau_max=TAU_MAX,
+                         generator=torch.Generator().manual_seed(0))
+    z = torch.full((1, 3, 17), 8.0)
+    z[..., 4] = -8.0  # one cold key
+    log_tau = math.log(TAU_MAX) + torch.nn.functional.logsigmoid(z)
+    assert torch.allclose(keep_logit_of(log_tau, TAU_MAX), z, atol=1e-3)
+    out = ev(log_tau)
+    assert torch.equal(out[~ev.gated], log_tau[~ev.gated])
+    kept = out[0, 1:, 1:7]  # decided pairs
+    assert (kept[:, [0, 1, 2, 4, 5]] > math.log(TAU_MAX) - 1e-3).all()  # warm: kept (bias ~ 0 beyond log tau_max)
+    assert (kept[:, 3] < math.log(TAU_MAX) - 20).all()  # cold: evicted (bias below -20)
+
+
+def test_budget_hinge_and_ramp():
+    assert budget_loss(torch.tensor(0.2), 0.3).item() == 0.0  # under budget: free
+    assert budget_loss(torch.tensor(0.5), 0.3).item() == pytest.approx(0.2)
+    assert keep_target(0, 0.25, 100) == 1.0 and keep_target(50, 0.25, 100) == pytest.approx(0.625)
+    assert keep_target(1000, 0.25, 100) == 0.25
+    seg = _segments(10)
+    ev = RelaxedEviction(seg, torch.tensor([10]), sinks=1, window=3, gamma=0.5, tau_max=TAU_MAX)
+    half = torch.full((1, 3, 17), math.log(TAU_MAX / 2))  # keep probability 0.5 everywhere
+    visible = torch.ones(1, 3, 17, dtype=torch.bool)
+    assert ev.kept_fraction([half, half], visible).item() == pytest.approx(0.5)
+
+
+def test_auroc_counts_pairs_and_ties():
+    labels = torch.tensor([1, 1, 0, 0])
+    assert auroc(torch.tensor([4.0, 3.0, 2.0, 1.0]), labels) == 1.0
+    assert auroc(torch.tensor([1.0, 2.0, 3.0, 4.0]), labels) == 0.0
+    assert auroc(torch.ones(4), labels) == 0.5
+    assert auroc(torch.tensor([3.0, 1.0, 2.0, 0.0]), labels) == 0.75
+    assert auroc(torch.ones(2), torch.tensor([1, 1])) is None
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    folder = resolve_model_path("tiny")
+    model = load_model(folder)
+    return model, TextTokenizer.from_folder(folder, model.config)
+
+
+def test_token_labels_follow_the_relevant_spans(shipped):
+    _, tokenizer = shipped
+    (task,) = make_tasks("arith", 1, 5, "test", distractors=6)
+    ids, labels = token_labels(tokenizer, task["prompt"], task["relevant_spans"])
+    assert ids == tokenizer.encode_prompt(task["prompt"])
+    assert labels[0] is None and labels[-1] is None  # bos and the closing newline
+    offsets = tokenizer.tokenizer.encode(task["prompt"] + "\n", add_special_tokens=False).offsets
+    relevant_text = "".join(task["prompt"][s:e] for (s, e), lab in zip(offsets, labels[1:]) if lab == 1)
+    question = task["prompt"][task["prompt"].rindex(".") + 1 :].replace(" ", "")
+    assert question in relevant_text.replace(" ", "")  # the question is relevant
+    assert 0 < sum(lab == 1 for lab in labels if lab is not None) < len(labels) - 2
+
+
+def test_relevance_auroc_reports_every_layer(shipped):
+    model, tokenizer = shipped
+    tasks = make_tasks("logic", 3, 5, "test", distractors=8)
+    report = relevance_auroc(model, tokenizer, tasks)
+    assert report["tasks"] == 3 and len(report["auroc_per_layer"]) == model.config.num_layers
+    assert 0.0 <= report["auroc_layer_mean"] <= 1.0
