@@ -91,3 +91,32 @@ def test_relevance_auroc_reports_every_layer(shipped):
     report = relevance_auroc(model, tokenizer, tasks)
     assert report["tasks"] == 3 and len(report["auroc_per_layer"]) == model.config.num_layers
     assert 0.0 <= report["auroc_layer_mean"] <= 1.0
+
+
+def test_the_decision_is_made_once_after_the_prompt_and_holds_for_every_step():
+    seg = _segments(10)
+    ev = RelaxedEviction(seg, torch.tensor([10]), sinks=1, window=3, gamma=0.1, tau_max=TAU_MAX,
+                         generator=torch.Generator().manual_seed(0))
+    z = torch.full((1, 3, 17), 8.0)
+    z[0, 1, 4] = -8.0  # cold for step 1's context only: warm again under step 2's
+    log_tau = math.log(TAU_MAX) + torch.nn.functional.logsigmoid(z)
+    out = ev(log_tau)
+    assert out[0, 1, 4] < -20 and out[0, 2, 4] < -20  # evicted for good, as inference evicts
+    assert out[0, 2, 5] > math.log(TAU_MAX) - 1e-3
+
+
+def test_kv_budget_curve_has_a_row_per_method_and_budget(shipped, tmp_path):
+    from quasar_dist.bench.kv_budget import kv_budget_curve, long_tasks
+    from quasar_dist.reasoning.config import ReasoningConfig
+    from quasar_dist.reasoning.evictors import EVICTORS
+
+    model, tokenizer = shipped
+    tasks = long_tasks(2, distractors=(10,))
+    base = ReasoningConfig(max_new_tokens=48, max_batch_size=8)
+    rows = kv_budget_curve(model, tokenizer, tasks, base, png=tmp_path / "kv.png", budgets=(0.25,))
+    assert [(r["method"], r["budget"]) for r in rows] == [("full", 1.0)] + [(m, 0.25) for m in EVICTORS]
+    full = rows[0]
+    for r in rows[1:]:
+        assert {"accuracy", "flops_per_task", "wall_s", "kv_kept_fraction"} <= set(r)
+        assert r["kv_kept_fraction"] < 0.6 and r["flops_per_task"] < full["flops_per_task"]
+    assert (tmp_path / "kv.png").stat().st_size > 1000

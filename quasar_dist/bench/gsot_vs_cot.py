@@ -25,6 +25,7 @@ def compare_gsot_cot(model, tokenizer, tasks, gsot: ReasoningConfig, batch_size:
         "compute_reduction": 1.0 - guided.flops / cot.flops,
         "generated_token_reduction": 1.0 - guided.generated_tokens / cot.generated_tokens,
         "speedup": cot.wall_s / guided.wall_s,
+        "kv_kept_fraction": 1.0 - sum(r["kv_evicted"] for r in guided.rows) / max(1, sum(r["kv_total"] for r in guided.rows)),
         "details": {
             "tasks": len(tasks),
             "accuracy_by_kind_cot": accuracy_by_kind(tasks, cot.rows),

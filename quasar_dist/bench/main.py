@@ -15,14 +15,15 @@ from .curve import accuracy_compute_curve
 from .engine_vs_hf import compare_engine_hf
 from .exit_oracle import exit_oracle
 from .gsot_vs_cot import compare_gsot_cot
+from .kv_budget import kv_budget_curve, long_tasks
 from .overhead import compare_guidance
 from .throughput_section import throughput_section
 from .workload import load_workload
 
 QUICK = {"tasks_per_kind": 8, "hf_prompts": 16, "batch_sizes": (1, 16), "curve_tasks_per_kind": 6,
-         "throughput": {"tiny": 64, "qwen2-40m": 8}}
+         "throughput": {"tiny": 64, "qwen2-40m": 8}, "long_tasks_per_kind": 4}
 FULL = {"tasks_per_kind": 100, "hf_prompts": 64, "batch_sizes": (1, 8, 32, 64, 256), "curve_tasks_per_kind": 50,
-        "throughput": {"tiny": 1024, "qwen2-40m": 256}}
+        "throughput": {"tiny": 1024, "qwen2-40m": 256}, "long_tasks_per_kind": 100}
 
 
 
@@ -46,6 +47,9 @@ def run_bench(quick: bool = False, json_path: str | None = None, model_name: str
     result["accuracy_vs_compute"] = accuracy_compute_curve(model, tokenizer, curve_tasks, gsot, png)
     result["exit_oracle"] = {kind: exit_oracle(model, tokenizer, [t for t in tasks if t["kind"] == kind],
                                                max_new_tokens=128, num_slots=batch) for kind in ("arith", "logic")}
+    long = long_tasks(size["long_tasks_per_kind"])
+    result["gsot_vs_cot_long"] = compare_gsot_cot(model, tokenizer, long, gsot, batch)
+    result["kv_budget_curve"] = kv_budget_curve(model, tokenizer, long, gsot, png.with_name(png.stem + "_kv_budget.png"))
     result["throughput"] = throughput_section(model, resolve_model_path(model_name), size["throughput"])
     result["device"] = device_name()
     result["quick"] = quick

@@ -40,36 +40,38 @@ def keep_logit_of(log_tau: torch.Tensor, tau_max: float) -> torch.Tensor:
 
 
 class RelaxedEviction:
-    """Eviction in the training forward (DMS-style; docs/model.md). Under `bias` guidance a key's
-    log temperature is log tau_max + logsigmoid(z): a soft keep decision with keep probability
-    sigmoid(z). For the queries of reasoning steps (segment >= 1) every prompt key that is not
-    protected (the first `sinks` tokens, the last `window` prompt tokens) gets the *relaxed hard*
-    decision logsigmoid((z + logistic noise) / gamma) instead: near 0 (kept) or very negative
-    (evicted), sampled afresh per step context and layer. A token the answer needs and that is
-    evicted costs task loss, so the loss teaches which tokens may go; `budget_loss` makes some go.
-    `gated` [B, S, T] marks the (step, key) pairs that are decided."""
+    """Eviction in the training forward (DMS-style; docs/model.md), made the way inference makes
+    it: once, right after the prompt, and for good. Under `bias` guidance a key's log temperature
+    is log tau_max + logsigmoid(z), a soft keep decision with probability sigmoid(z). For every
+    prompt key that is not protected (the first `sinks` tokens, the last `window` prompt tokens)
+    a relaxed hard decision logsigmoid((z_1 + logistic noise) / gamma) is drawn from its keep
+    logit z_1 under step 1's context (the prompt read, the question included) and added to the
+    attention bias of the queries of *every* step: near 0 (kept) or very negative (evicted). A
+    token some later step needs and that is evicted costs task loss there, so the loss teaches
+    which prompt tokens the whole solution needs; `budget_loss` makes the others go. The soft
+    per-step temperatures stay as they are. `gated` [B, S, T] marks the decided pairs."""
 
     def __init__(self, segment_ids: torch.Tensor, prompt_len: torch.Tensor, *, sinks: int, window: int,
                  gamma: float, tau_max: float, generator: torch.Generator | None = None) -> None:
         t = segment_ids.shape[1]
         num_segments = int(segment_ids.max()) + 1
         pos = torch.arange(t, device=segment_ids.device)[None, :]
-        decided_key = (pos >= sinks) & (pos < (prompt_len[:, None] - window))  # [B, T]
+        self.decided = (pos >= sinks) & (pos < (prompt_len[:, None] - window))  # [B, T]
         step = torch.arange(num_segments, device=segment_ids.device)[None, :, None] >= 1
-        self.gated = step & decided_key[:, None, :]  # [B, S, T]
+        self.gated = step & self.decided[:, None, :]  # [B, S, T]
         self.gamma, self.tau_max, self.generator = gamma, tau_max, generator
 
     def __call__(self, log_tau_s: torch.Tensor) -> torch.Tensor:
-        z = keep_logit_of(log_tau_s, self.tau_max)
+        if log_tau_s.shape[1] < 2:
+            return log_tau_s
+        z = keep_logit_of(log_tau_s[:, 1], self.tau_max)  # [B, T]: under step 1's context
         u = torch.rand(z.shape, generator=self.generator, device=z.device, dtype=z.dtype).clamp(1e-6, 1 - 1e-6)
-        noisy = (z + torch.log(u) - torch.log1p(-u)) / self.gamma
-        relaxed = math.log(self.tau_max) + F.logsigmoid(noisy)
-        return torch.where(self.gated, relaxed, log_tau_s)
+        gate = F.logsigmoid((z + torch.log(u) - torch.log1p(-u)) / self.gamma)
+        return log_tau_s + torch.where(self.gated, gate.unsqueeze(1), torch.zeros((), dtype=z.dtype))
 
     def kept_fraction(self, log_taus: list[torch.Tensor], visible: torch.Tensor) -> torch.Tensor:
-        """Mean keep probability sigmoid(z) over the decided, visible (step, key) pairs of every layer."""
-        m = self.gated & visible
-        p = torch.stack([(lt - math.log(self.tau_max)).exp()[m] for lt in log_taus])
+        """Mean keep probability sigmoid(z_1) over the decided prompt keys of every layer."""
+        p = torch.stack([(lt[:, 1] - math.log(self.tau_max)).exp()[self.decided] for lt in log_taus if lt.shape[1] > 1])
         return p.mean()
 
 
