@@ -29,14 +29,20 @@ def test_relaxed_eviction_decides_prompt_keys_for_step_queries_only():
         assert gated[s].tolist() == [False] + [True] * 6 + [False] * 3 + [False] * 7  # sink, window, steps
 
 
+def _log_tau(z):
+    return math.log(TAU_MAX) + torch.nn.functional.logsigmoid(z)
+
+
 def test_relaxed_decision_is_close_to_hard_and_untouched_elsewhere():
     seg = _segments(10)
     ev = RelaxedEviction(seg, torch.tensor([10]), sinks=1, window=3, gamma=0.1, tau_max=TAU_MAX,
                          generator=torch.Generator().manual_seed(0))
     z = torch.full((1, 3, 17), 8.0)
     z[..., 4] = -8.0  # one cold key
-    log_tau = math.log(TAU_MAX) + torch.nn.functional.logsigmoid(z)
+    log_tau = _log_tau(z)
     assert torch.allclose(keep_logit_of(log_tau, TAU_MAX), z, atol=1e-3)
+    assert torch.equal(ev(log_tau), log_tau)  # nothing decided yet: the first forward
+    ev.decide([log_tau, log_tau])
     out = ev(log_tau)
     assert torch.equal(out[~ev.gated], log_tau[~ev.gated])
     kept = out[0, 1:, 1:7]  # decided pairs
@@ -52,8 +58,8 @@ def test_budget_hinge_and_ramp():
     seg = _segments(10)
     ev = RelaxedEviction(seg, torch.tensor([10]), sinks=1, window=3, gamma=0.5, tau_max=TAU_MAX)
     half = torch.full((1, 3, 17), math.log(TAU_MAX / 2))  # keep probability 0.5 everywhere
-    visible = torch.ones(1, 3, 17, dtype=torch.bool)
-    assert ev.kept_fraction([half, half], visible).item() == pytest.approx(0.5)
+    ev.decide([half, half])
+    assert ev.kept_fraction().item() == pytest.approx(0.5)
 
 
 def test_auroc_counts_pairs_and_ties():
@@ -93,16 +99,19 @@ def test_relevance_auroc_reports_every_layer(shipped):
     assert 0.0 <= report["auroc_layer_mean"] <= 1.0
 
 
-def test_the_decision_is_made_once_after_the_prompt_and_holds_for_every_step():
+def test_one_decision_per_token_for_every_layer_and_step():
     seg = _segments(10)
     ev = RelaxedEviction(seg, torch.tensor([10]), sinks=1, window=3, gamma=0.1, tau_max=TAU_MAX,
                          generator=torch.Generator().manual_seed(0))
-    z = torch.full((1, 3, 17), 8.0)
-    z[0, 1, 4] = -8.0  # cold for step 1's context only: warm again under step 2's
-    log_tau = math.log(TAU_MAX) + torch.nn.functional.logsigmoid(z)
-    out = ev(log_tau)
-    assert out[0, 1, 4] < -20 and out[0, 2, 4] < -20  # evicted for good, as inference evicts
-    assert out[0, 2, 5] > math.log(TAU_MAX) - 1e-3
+    warm, cold = torch.full((1, 3, 17), 8.0), torch.full((1, 3, 17), 8.0)
+    cold[0, 1, 4] = -30.0  # one layer finds key 4 useless under step 1's context
+    cold[0, 2, 4] = 8.0  # and warm again under step 2's
+    ev.decide([_log_tau(warm), _log_tau(cold)])  # layer-mean keep probability ~0.5: a coin flip
+    assert ev.keep_p[0, 4].item() == pytest.approx(0.5, abs=1e-3)
+    layer_a, layer_b = ev(_log_tau(warm)), ev(_log_tau(cold))
+    gate = layer_a[0, 1, 4] - _log_tau(warm)[0, 1, 4]
+    assert gate == layer_a[0, 2, 4] - _log_tau(warm)[0, 2, 4]  # the same decision for every step
+    assert gate == layer_b[0, 2, 4] - _log_tau(cold)[0, 2, 4]  # and for every layer
 
 
 def test_kv_budget_curve_has_a_row_per_method_and_budget(shipped, tmp_path):

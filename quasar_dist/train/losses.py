@@ -49,7 +49,12 @@ class RelaxedEviction:
     attention bias of the queries of *every* step: near 0 (kept) or very negative (evicted). A
     token some later step needs and that is evicted costs task loss there, so the loss teaches
     which prompt tokens the whole solution needs; `budget_loss` makes the others go. The soft
-    per-step temperatures stay as they are. `gated` [B, S, T] marks the decided pairs."""
+    per-step temperatures stay as they are. `gated` [B, S, T] marks the decided pairs.
+
+    The decision is one per token for every layer, as inference's is (the cache keeps or drops
+    an entry in all layers): `decide(log_taus)` takes it from the layer-mean keep probability of
+    a forward without eviction (the first of the two training forwards; the prompt's own
+    computations do not depend on the decision, so they are the same in both)."""
 
     def __init__(self, segment_ids: torch.Tensor, prompt_len: torch.Tensor, *, sinks: int, window: int,
                  gamma: float, tau_max: float, generator: torch.Generator | None = None) -> None:
@@ -60,19 +65,28 @@ class RelaxedEviction:
         step = torch.arange(num_segments, device=segment_ids.device)[None, :, None] >= 1
         self.gated = step & self.decided[:, None, :]  # [B, S, T]
         self.gamma, self.tau_max, self.generator = gamma, tau_max, generator
+        self.gate: torch.Tensor | None = None
+        self.keep_p: torch.Tensor | None = None
+
+    def decide(self, log_taus: list[torch.Tensor]) -> None:
+        """Draw the relaxed decisions [B, T] from the layer-mean keep probability under step 1's
+        context (logit of mean_l sigmoid(z_l): the order inference ranks entries in)."""
+        if log_taus[0].shape[1] < 2:
+            return
+        self.keep_p = torch.stack([(lt[:, 1] - math.log(self.tau_max)).exp() for lt in log_taus]).mean(0)
+        p = self.keep_p.clamp(1e-6, 1 - 1e-6)
+        z = torch.log(p) - torch.log1p(-p)
+        u = torch.rand(z.shape, generator=self.generator, device=z.device, dtype=z.dtype).clamp(1e-6, 1 - 1e-6)
+        self.gate = F.logsigmoid((z + torch.log(u) - torch.log1p(-u)) / self.gamma)
 
     def __call__(self, log_tau_s: torch.Tensor) -> torch.Tensor:
-        if log_tau_s.shape[1] < 2:
+        if self.gate is None or log_tau_s.shape[1] < 2:
             return log_tau_s
-        z = keep_logit_of(log_tau_s[:, 1], self.tau_max)  # [B, T]: under step 1's context
-        u = torch.rand(z.shape, generator=self.generator, device=z.device, dtype=z.dtype).clamp(1e-6, 1 - 1e-6)
-        gate = F.logsigmoid((z + torch.log(u) - torch.log1p(-u)) / self.gamma)
-        return log_tau_s + torch.where(self.gated, gate.unsqueeze(1), torch.zeros((), dtype=z.dtype))
+        return log_tau_s + torch.where(self.gated, self.gate.unsqueeze(1).to(log_tau_s.dtype), torch.zeros((), dtype=log_tau_s.dtype))
 
-    def kept_fraction(self, log_taus: list[torch.Tensor], visible: torch.Tensor) -> torch.Tensor:
-        """Mean keep probability sigmoid(z_1) over the decided prompt keys of every layer."""
-        p = torch.stack([(lt[:, 1] - math.log(self.tau_max)).exp()[self.decided] for lt in log_taus if lt.shape[1] > 1])
-        return p.mean()
+    def kept_fraction(self) -> torch.Tensor:
+        """Mean layer-mean keep probability over the decided prompt keys."""
+        return self.keep_p[self.decided].mean()
 
 
 def budget_loss(kept: torch.Tensor, target: float) -> torch.Tensor:

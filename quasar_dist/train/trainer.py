@@ -208,17 +208,21 @@ def train(cfg: TrainConfig) -> Path:
         evicting = cfg.keep_target is not None and model.guidance != "off"
         eviction = RelaxedEviction(seg, (seg == 0).sum(1), sinks=cfg.protect_sinks, window=cfg.protect_window,
                                    gamma=cfg.evict_gamma, tau_max=cfg.model.tau_max, generator=noise) if evicting else None
-        logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True, attention_log_tau=eviction)
-        if cfg.adapter_of:  # match the frozen base (guidance off: exactly the checkpoint)
-            lm = distillation_loss(logits, base_logits(model, ids), loss_mask)
-        else:
-            lm = task_loss(logits, ids, loss_mask)
+        logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
+        target = base_logits(model, ids) if cfg.adapter_of else None  # the frozen base (exactly the checkpoint)
+        lm = distillation_loss(logits, target, loss_mask) if cfg.adapter_of else task_loss(logits, ids, loss_mask)
+        if evicting:  # second forward: the same, with the prompt's entries decided (losses.py)
+            eviction.decide(log_taus)
+            evicted_logits, _ = engine(ids, segment_ids=seg, return_temperatures=True, attention_log_tau=eviction)
+            evicted = (distillation_loss(evicted_logits, target, loss_mask) if cfg.adapter_of
+                       else task_loss(evicted_logits, ids, loss_mask))
+            lm = 0.5 * (lm + evicted)
         visible = visible_temperature_mask(seg, ids, PAD_ID)
         anti, sparsity = temperature_losses(log_taus, visible, cfg.model.tau_max)
         loss = lm + cfg.lambda_anti_collapse * anti + cfg.lambda_sparsity * sparsity
         kept = None
         if evicting:
-            kept = eviction.kept_fraction(log_taus, visible)
+            kept = eviction.kept_fraction()
             loss = loss + cfg.lambda_budget * budget_loss(kept, keep_target(step, cfg.keep_target, cfg.keep_ramp_steps))
         for group in engine.optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(step, (time.time() - start) / 60, cfg)
