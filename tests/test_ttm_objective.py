@@ -106,8 +106,10 @@ def test_one_decision_per_token_for_every_layer_and_step():
     warm, cold = torch.full((1, 3, 17), 8.0), torch.full((1, 3, 17), 8.0)
     cold[0, 1, 4] = -30.0  # one layer finds key 4 useless under step 1's context
     cold[0, 2, 4] = 8.0  # and warm again under step 2's
-    ev.decide([_log_tau(warm), _log_tau(cold)])  # layer-mean keep probability ~0.5: a coin flip
-    assert ev.keep_p[0, 4].item() == pytest.approx(0.5, abs=1e-3)
+    cold[0, 1, 5] = warm[0, 1, 5] = -30.0  # key 5: useless to both layers
+    ev.decide([_log_tau(warm), _log_tau(cold)])
+    assert ev.keep_p[0, 4].item() == pytest.approx(1.0, abs=1e-3)  # one layer wants it: it stays
+    assert ev.keep_p[0, 5].item() < 1e-3
     layer_a, layer_b = ev(_log_tau(warm)), ev(_log_tau(cold))
     gate = layer_a[0, 1, 4] - _log_tau(warm)[0, 1, 4]
     assert gate == layer_a[0, 2, 4] - _log_tau(warm)[0, 2, 4]  # the same decision for every step

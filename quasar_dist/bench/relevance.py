@@ -7,8 +7,9 @@ layer, from the model's full forward (`return_temperatures=True`, the contract t
 cached temperatures are tested against). The BOS token and the prompt's closing newline carry no
 label. AUROC is computed per task (Mann-Whitney, ties counted half) and averaged over tasks.
 
-Two summaries: `auroc_per_layer` (each layer's temperatures) and `auroc_layer_mean` (the mean
-log temperature over layers, the score eviction ranks by).
+Three summaries: `auroc_per_layer` (each layer's temperatures), `auroc_layer_mean` (the mean
+log temperature over layers) and `auroc_layer_max` (the max over layers: what budgeted
+eviction ranks by).
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def relevance_auroc(model, tokenizer, tasks: list[dict]) -> dict:
     layer-mean temperature; also the mean temperature of relevant and distractor tokens."""
     was_training = model.training
     model.eval()
-    per_layer, layer_mean, warm, cold = [], [], [], []
+    per_layer, layer_mean, layer_max, warm, cold = [], [], [], [], []
     try:
         for task in tasks:
             ids, labels = token_labels(tokenizer, task["prompt"], task["relevant_spans"])
@@ -67,10 +68,12 @@ def relevance_auroc(model, tokenizer, tasks: list[dict]) -> dict:
             log_tau = step_one_log_tau(model, ids)[:, keep]  # [L, n]
             scores = [auroc(layer, y) for layer in log_tau]
             mean_score = auroc(log_tau.mean(0), y)
+            max_score = auroc(log_tau.amax(0), y)
             if mean_score is None:
                 continue
             per_layer.append(scores)
             layer_mean.append(mean_score)
+            layer_max.append(max_score)
             tau = log_tau.exp().mean(0)
             warm.append(float(tau[y == 1].mean()))
             cold.append(float(tau[y == 0].mean()))
@@ -83,6 +86,7 @@ def relevance_auroc(model, tokenizer, tasks: list[dict]) -> dict:
     return {
         "tasks": n,
         "auroc_layer_mean": sum(layer_mean) / n,
+        "auroc_layer_max": sum(layer_max) / n,
         "auroc_per_layer": [sum(v for v in col if v is not None) / max(1, sum(v is not None for v in col)) for col in layers],
         "tau_relevant": sum(warm) / n,
         "tau_distractor": sum(cold) / n,

@@ -88,6 +88,10 @@ class ModelRunner:
     def rollback(self, slot: int, snap: SlotSnapshot) -> None:
         self.cache.rollback(slot, snap)
 
+    def keep_scores_of(self, slot: int) -> torch.Tensor:
+        """Max-over-layers temperature of the slot's live entries, CPU (a copy)."""
+        return self.cache.keep_score(slot).to("cpu", copy=True)
+
     def temperatures_of(self, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions [n], mean-over-layers temperature [n]) of the slot's live entries, CPU."""
         n = int(self.cache.length[slot])

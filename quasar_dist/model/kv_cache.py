@@ -199,6 +199,12 @@ class TemperatureKVCache:
         n = int(self.length[slot])
         return self.log_tau[:, slot, :n].exp().mean(0)
 
+    def keep_score(self, slot: int) -> torch.Tensor:
+        """Max temperature over layers of each live entry: [length]. An entry some layer still
+        wants stays warm; what budgeted eviction ranks by (one decision for every layer)."""
+        n = int(self.length[slot])
+        return self.log_tau[:, slot, :n].amax(0).exp()
+
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Compact the live entries of `slot` to those where `keep` [length] is True, in every
         layer; evicted entries are no longer attended at all. Returns how many were evicted."""

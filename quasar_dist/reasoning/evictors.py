@@ -3,7 +3,8 @@ kv_evictor). The budget keeps the best-ranked entries (signals.budget_keep_mask)
 recent window are kept by every method. Baselines of issue #15, all in this engine, all at
 one shared decision per entry (every layer and head keeps the same entries):
 
-  ttm        the entries' temperatures (mean over layers), what GSoT reads anyway
+  ttm        the entries' temperatures, max over layers (an entry any layer wants stays; the
+             decision training makes, train/losses.py)
   streaming  StreamingLLM: the most recent entries (with the sinks, that is sinks + window)
   random     a seeded random ranking (per task)
   snapkv     SnapKV: attention the last `window` prompt queries pay each key, summed over layers
@@ -30,7 +31,8 @@ SNAPKV_POOL = 7  # max-pool kernel over neighbouring keys (SnapKV's clustering)
 
 
 def entry_scores(method: str, model, prompt_ids: list[int], tau: torch.Tensor, seed: int) -> torch.Tensor:
-    """A score per live entry (higher = keep), for the entries right after prefill (the prompt)."""
+    """A score per live entry (higher = keep), for the entries right after prefill (the prompt);
+    tau [n]: the entries' temperatures (what `ttm` ranks by)."""
     n = tau.numel()
     if method == "ttm":
         return tau

@@ -46,7 +46,8 @@ class GsotPolicy(Policy):
             positions, tau = self.engine.temperatures(seq)
             keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
             if budget is not None:
-                scores = entry_scores(cfg.kv_evictor, self.engine.runner.model, seq.prompt_ids, tau,
+                warmth = self.engine.keep_scores(seq) if cfg.kv_evictor == "ttm" else tau
+                scores = entry_scores(cfg.kv_evictor, self.engine.runner.model, seq.prompt_ids, warmth,
                                       seed=seq.sampling.seed)  # per task, from its prompt
                 keep &= budget_keep_mask(scores, budget, cfg.sink_tokens, cfg.recent_tokens)
             if not bool(keep.all()):

@@ -52,9 +52,11 @@ class RelaxedEviction:
     per-step temperatures stay as they are. `gated` [B, S, T] marks the decided pairs.
 
     The decision is one per token for every layer, as inference's is (the cache keeps or drops
-    an entry in all layers): `decide(log_taus)` takes it from the layer-mean keep probability of
-    a forward without eviction (the first of the two training forwards; the prompt's own
-    computations do not depend on the decision, so they are the same in both)."""
+    an entry in all layers): `decide(log_taus)` takes it from the largest keep probability over
+    layers (an entry one layer needs must stay) of a forward without eviction (the first of the
+    two training forwards; the prompt's own computations do not depend on the decision, so they
+    are the same in both). The budget counts it too, so layers are pushed to agree: with a
+    mean over layers, each layer had kept its own quarter and the union was half the prompt."""
 
     def __init__(self, segment_ids: torch.Tensor, prompt_len: torch.Tensor, *, sinks: int, window: int,
                  gamma: float, tau_max: float, generator: torch.Generator | None = None) -> None:
@@ -69,11 +71,11 @@ class RelaxedEviction:
         self.keep_p: torch.Tensor | None = None
 
     def decide(self, log_taus: list[torch.Tensor]) -> None:
-        """Draw the relaxed decisions [B, T] from the layer-mean keep probability under step 1's
-        context (logit of mean_l sigmoid(z_l): the order inference ranks entries in)."""
+        """Draw the relaxed decisions [B, T] from the largest keep probability over layers under
+        step 1's context (max_l sigmoid(z_l): the order inference ranks entries in)."""
         if log_taus[0].shape[1] < 2:
             return
-        self.keep_p = torch.stack([(lt[:, 1] - math.log(self.tau_max)).exp() for lt in log_taus]).mean(0)
+        self.keep_p = torch.stack([(lt[:, 1] - math.log(self.tau_max)).exp() for lt in log_taus]).amax(0)
         p = self.keep_p.clamp(1e-6, 1 - 1e-6)
         z = torch.log(p) - torch.log1p(-p)
         u = torch.rand(z.shape, generator=self.generator, device=z.device, dtype=z.dtype).clamp(1e-6, 1 - 1e-6)
@@ -85,7 +87,7 @@ class RelaxedEviction:
         return log_tau_s + torch.where(self.gated, self.gate.unsqueeze(1).to(log_tau_s.dtype), torch.zeros((), dtype=log_tau_s.dtype))
 
     def kept_fraction(self) -> torch.Tensor:
-        """Mean layer-mean keep probability over the decided prompt keys."""
+        """Mean keep probability (max over layers) over the decided prompt keys."""
         return self.keep_p[self.decided].mean()
 
 

@@ -1,0 +1,39 @@
+"""The `kv_budget_curve` section of `quasar bench` alone, on any model folder (a model in
+training need not be shipped to be measured):
+
+    python benchmarks/kv_budget_run.py --model runs/tiny_long/model --n 50 --json docs/kv_budget.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from quasar_dist.bench.kv_budget import kv_budget_curve, long_tasks
+from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.reasoning.config import ReasoningConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--n", type=int, default=50, help="tasks per kind (half at 20, half at 40 distractors)")
+    parser.add_argument("--json", default="docs/kv_budget.json")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    folder = resolve_model_path(args.model)
+    model = load_model(folder)
+    tokenizer = TextTokenizer.from_folder(folder, model.config)
+    tasks = long_tasks(args.n)
+    base = ReasoningConfig(max_new_tokens=128, max_batch_size=64)
+    rows = kv_budget_curve(model, tokenizer, tasks, base, Path(args.json).with_suffix(".png"))
+    for r in rows:
+        print(f"{r['method']:>9} {r['budget']:>5} acc {r['accuracy']:.3f} MFLOP/task {r['flops_per_task'] / 1e6:8.2f} "
+              f"wall {r['wall_s']:6.2f}s kept {r['kv_kept_fraction']:.3f}")
+    Path(args.json).write_text(json.dumps({"model": args.model, "tasks": len(tasks), "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
