@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--n", type=int, default=50, help="tasks per kind (half at 20, half at 40 distractors)")
     parser.add_argument("--json", default="docs/kv_budget.json")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[0.1, 0.25, 0.5])
     args = parser.parse_args()
     torch.set_num_threads(2)
     folder = resolve_model_path(args.model)
@@ -28,10 +29,10 @@ def main() -> None:
     tokenizer = TextTokenizer.from_folder(folder, model.config)
     tasks = long_tasks(args.n)
     base = ReasoningConfig(max_new_tokens=128, max_batch_size=64)
-    rows = kv_budget_curve(model, tokenizer, tasks, base, Path(args.json).with_suffix(".png"))
+    rows = kv_budget_curve(model, tokenizer, tasks, base, Path(args.json).with_suffix(".png"), budgets=tuple(args.budgets))
     for r in rows:
         print(f"{r['method']:>9} {r['budget']:>5} acc {r['accuracy']:.3f} MFLOP/task {r['flops_per_task'] / 1e6:8.2f} "
-              f"wall {r['wall_s']:6.2f}s kept {r['kv_kept_fraction']:.3f}")
+              f"wall {r['wall_s']:6.2f}s kept {r['kv_kept_fraction']:.3f} by kind {r['accuracy_by_kind']}")
     Path(args.json).write_text(json.dumps({"model": args.model, "tasks": len(tasks), "rows": rows}, indent=2) + "\n")
 
 

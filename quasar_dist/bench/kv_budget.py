@@ -13,7 +13,7 @@ from quasar_dist.data.tasks import make_tasks
 from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.reasoning.evictors import EVICTORS
 
-from .workload import BENCH_SEED, KINDS, run_reasoning
+from .workload import BENCH_SEED, KINDS, accuracy_by_kind, run_reasoning
 
 BUDGETS = (0.1, 0.25, 0.5)
 
@@ -25,10 +25,12 @@ def long_tasks(tasks_per_kind: int, distractors=(20, 40), seed: int = BENCH_SEED
 
 
 def evicting(base: ReasoningConfig, method: str, budget: float | None, model_guidance: str) -> ReasoningConfig:
-    """Greedy decoding with only the prompt budget on (no backtracking, no probes)."""
+    """Greedy decoding with only the prompt budget on (no backtracking, no probes); every method
+    keeps the first token and the last 8 (what training protects) and fills the rest of the
+    budget by its own ranking."""
     guidance = model_guidance if method == "ttm" else "off"
     return replace(base, mode="gsot", kv_budget=budget, kv_evictor=method, backtrack_below=0.0, answer_confidence=1.0,
-                   epsilon=0.0, evict_below=0.0, guidance=guidance)
+                   epsilon=0.0, evict_below=0.0, guidance=guidance, sink_tokens=1, recent_tokens=8)
 
 
 def kv_budget_curve(model, tokenizer, tasks: list[dict], base: ReasoningConfig, png: Path | None = None,
@@ -49,7 +51,8 @@ def _row(method: str, budget: float, result, tasks) -> dict:
     prompt = sum(r["prompt_tokens"] for r in result.rows)
     evicted = sum(r["kv_evicted"] for r in result.rows)
     return {"method": method, "budget": budget, "accuracy": result.accuracy, "flops_per_task": result.flops / len(tasks),
-            "wall_s": result.wall_s, "kv_kept_fraction": 1.0 - evicted / max(1, prompt)}
+            "wall_s": result.wall_s, "kv_kept_fraction": 1.0 - evicted / max(1, prompt),
+            "accuracy_by_kind": accuracy_by_kind(tasks, result.rows)}
 
 
 def plot_pareto(rows: list[dict], png: Path) -> None:

@@ -4,11 +4,11 @@
   (bench/relevance.py), at each distractor count;
 - greedy CoT accuracy with the full cache (guidance off and the checkpoint's guidance);
 - the same greedy decoding with all but the warmest `kv_budget` of the prompt's entries evicted
-  right after prefill (sinks and the recent window kept; GSoT with nothing else on: no
-  backtracking, no probes), and the share of prompt entries it kept.
+  right after prefill (the first token and the last 8 kept, as in training; GSoT with nothing
+  else on: no backtracking, no probes), and the share of prompt entries it kept, per budget.
 
     python -m quasar_dist.train.relevance_report [--model tiny] [--n 100] [--distractors 0 10 20 40]
-                                                 [--kv-budget 0.25] [--json docs/relevance.json]
+                                                 [--kv-budget 0.25 0.35] [--json docs/relevance.json]
 """
 from __future__ import annotations
 
@@ -36,18 +36,19 @@ def accuracy_and_kept(model, tokenizer, tasks: list[dict], config: ReasoningConf
 
 
 def evicting_config(kv_budget: float) -> ReasoningConfig:
-    """GSoT with only the prompt budget on: greedy, no backtracking, no trial probes."""
+    """GSoT with only the prompt budget on: greedy, no backtracking, no trial probes; the
+    protected entries are the ones training protects (the first token, the last 8)."""
     return ReasoningConfig(mode="gsot", kv_budget=kv_budget, backtrack_below=0.0, max_new_tokens=128,
-                           max_batch_size=64)
+                           max_batch_size=64, sink_tokens=1, recent_tokens=8)
 
 
-def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budget: float = 0.25,
+def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budgets=(0.25,),
                      seed: int = HELDOUT_SEED) -> dict:
     folder = resolve_model_path(model_name)
     model = load_model(folder)
     tokenizer = TextTokenizer.from_folder(folder, model.config)
     guidance = model.config.guidance
-    report = {"model": str(model_name), "tasks": n, "seed": seed, "split": "test", "kv_budget": kv_budget,
+    report = {"model": str(model_name), "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
               "ttm_context": model.config.ttm_context, "rows": []}
     for kind in ("arith", "logic"):
         for d in distractors:
@@ -55,7 +56,9 @@ def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10,
             row = {"kind": kind, "distractors": d}
             row["cot_off"], _ = accuracy_and_kept(model, tokenizer, tasks, ReasoningConfig(mode="cot", guidance="off", max_new_tokens=128, max_batch_size=64))
             row[f"cot_{guidance}"], _ = accuracy_and_kept(model, tokenizer, tasks, ReasoningConfig(mode="cot", guidance=guidance, max_new_tokens=128, max_batch_size=64))
-            row["evicted_accuracy"], row["kept_fraction"] = accuracy_and_kept(model, tokenizer, tasks, evicting_config(kv_budget))
+            for budget in kv_budgets:
+                row[f"evicted_accuracy_{budget}"], row[f"kept_fraction_{budget}"] = accuracy_and_kept(
+                    model, tokenizer, tasks, evicting_config(budget))
             if d > 0:
                 row |= relevance_auroc(model, tokenizer, tasks)
             report["rows"].append(row)
@@ -68,7 +71,7 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--distractors", type=int, nargs="+", default=[0, 10, 20, 40])
-    parser.add_argument("--kv-budget", type=float, default=0.25)
+    parser.add_argument("--kv-budget", type=float, nargs="+", default=[0.25])
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
