@@ -61,6 +61,25 @@ def test_resume_continues_from_checkpoint(short_run, tmp_path):
     assert steps[-2:] == [31, 32] and steps.count(31) == 1  # resumed at 30, did 2 more steps
 
 
+def test_continued_training_with_eviction_in_the_loop(model, tmp_path):
+    """`init_from` + distractor tasks + eviction in the loop (the stage-2 recipe, a few steps):
+    the decoder starts from the given model, the TTM starts as the identity of the new kind."""
+    cfg = load_config(TrainConfig, "configs/train/tiny_long.yaml", {
+        "output_dir": str(tmp_path / "run"), "init_from": model, "ship_to": None, "train_tasks_per_kind": 40,
+        "distractors": [0, 6], "val_tasks_per_kind": 2, "val_distractors": 4, "batch_size": 4, "max_steps": 4,
+        "eval_every": 1000, "checkpoint_every": 1000, "warmup_steps": 1, "keep_ramp_steps": 2, "threads": 1,
+        "guidance_off_fraction": 0.0})
+    folder = train(cfg)
+    trained, start = load_model(folder), load_model(model)
+    assert trained.config.ttm_context == "last" and trained.config.max_position_embeddings == 1024
+    assert trained.config.hidden_size == start.config.hidden_size
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert all(0.0 < h["kept"] <= 1.0 for h in history if "loss" in h and "kept" in h)
+    assert sum("kept" in h for h in history) == 4  # every step ran the evicting forward
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "val_auroc_arith_d4" in summary["final"] and "val_acc_logic_d4_bias" in summary["final"]
+
+
 def test_bad_recipe_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {hidden_sise: 3}\n")

@@ -51,8 +51,9 @@ def _read_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _attach_fresh_ttm(model: QuasarForCausalLM) -> None:
-    g = torch.Generator().manual_seed(TTM_SEED)
+def attach_fresh_ttm(model: QuasarForCausalLM, seed: int = TTM_SEED) -> None:
+    """Every layer's TTM to the identity, its projections drawn from `seed` (reproducible)."""
+    g = torch.Generator().manual_seed(seed)
     for layer in model.model.layers:
         layer.ttm.reset_parameters(generator=g)
 
@@ -75,7 +76,7 @@ def load_state(model: QuasarForCausalLM, tensors: dict[str, torch.Tensor], sourc
         raise ModelLoadError(f"{source}: unexpected tensor {unexpected[0]!r}")
     has_ttm = any(".ttm." in n for n in tensors)
     if not has_ttm:
-        _attach_fresh_ttm(model)
+        attach_fresh_ttm(model)
     with torch.no_grad():
         for name, param in expected.items():
             if name in tensors:

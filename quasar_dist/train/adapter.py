@@ -15,31 +15,36 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
-from quasar_dist.data.tasks import make_tasks
 from quasar_dist.engine import Engine, SamplingParams, StopRule, generate
 from quasar_dist.model import ModelLoadError, QuasarForCausalLM, TextTokenizer, load_model, resolve_model_path
+from quasar_dist.model.checkpoint import attach_fresh_ttm
 from quasar_dist.util.errors import first_line
 
 from .config import TrainConfig
 
 
+def with_fresh_ttm(base: str, seed: int, **overrides) -> QuasarForCausalLM:
+    """`base`'s decoder weights under its config changed by `overrides`, with a fresh TTM (the
+    identity, drawn from `seed`): the start of an adapter, and of a model continued with a TTM
+    of another kind."""
+    loaded = load_model(base)
+    model = QuasarForCausalLM(replace(loaded.config, **overrides))
+    decoder = {k: v for k, v in loaded.state_dict().items() if ".ttm." not in k}
+    missing, unexpected = model.load_state_dict(decoder, strict=False)
+    assert not unexpected and all(".ttm." in k for k in missing), (missing, unexpected)
+    attach_fresh_ttm(model, seed)
+    return model
+
+
 def adapter_model(cfg: TrainConfig) -> tuple[QuasarForCausalLM, TextTokenizer]:
     """The base with a fresh TTM (the recipe's ttm_dim, tau_max, ttm_context; identity, seeded)
     and every base parameter frozen."""
-    base = load_model(cfg.adapter_of)
     shape = cfg.model
-    mcfg = replace(base.config, ttm_dim=shape.ttm_dim, tau_max=shape.tau_max, ttm_context=shape.ttm_context,
-                   guidance=cfg.guidance)
-    model = QuasarForCausalLM(mcfg)
-    decoder = {k: v for k, v in base.state_dict().items() if ".ttm." not in k}
-    missing, unexpected = model.load_state_dict(decoder, strict=False)
-    assert not unexpected and all(".ttm." in k for k in missing), (missing, unexpected)
-    g = torch.Generator().manual_seed(cfg.seed)
+    model = with_fresh_ttm(cfg.adapter_of, cfg.seed, ttm_dim=shape.ttm_dim, tau_max=shape.tau_max,
+                           ttm_context=shape.ttm_context, guidance=cfg.guidance)
     for name, p in model.named_parameters():
         p.requires_grad_(".ttm." in name)
-    for layer in model.model.layers:
-        layer.ttm.reset_parameters(generator=g)
-    tokenizer = TextTokenizer.from_folder(resolve_model_path(cfg.adapter_of), mcfg)
+    tokenizer = TextTokenizer.from_folder(resolve_model_path(cfg.adapter_of), model.config)
     return model, tokenizer
 
 

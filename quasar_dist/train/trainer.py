@@ -14,15 +14,16 @@ from tokenizers import Tokenizer
 
 from quasar_dist.data.tasks import make_tasks
 from quasar_dist.data.tokenizer_build import BOS_ID, EOS_ID, PAD_ID, build_tokenizer
-from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer, load_model, save_pretrained
+from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer, save_pretrained
+from quasar_dist.model.checkpoint import attach_fresh_ttm
 from quasar_dist.model.registry import resolve_model_path
 from quasar_dist.util.typed_config import load_config, to_dict
 
+from .adapter import distillation_loss, with_fresh_ttm
 from .batches import collate, encode_task, length_grouped_batches
 from .checkpointing import load_training_state, save_training_state
 from .config import TrainConfig
 from .evaluate import greedy_accuracy
-from .adapter import distillation_loss
 from .losses import (RelaxedEviction, budget_loss, keep_target, task_loss, temperature_losses,
                      visible_temperature_mask)
 
@@ -47,27 +48,15 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> QuasarForCausalLM:
     for name, p in model.named_parameters():
         if p.dim() == 2 and ".ttm." not in name:
             torch.nn.init.normal_(p, 0.0, 0.02)
-    g = torch.Generator().manual_seed(cfg.seed)
-    for layer in model.model.layers:
-        layer.ttm.reset_parameters(generator=g)
+    attach_fresh_ttm(model, cfg.seed)
     return model
 
 
 def continue_model(cfg: TrainConfig) -> QuasarForCausalLM:
     """`init_from`'s decoder with the recipe's context length and TTM context; the TTM starts
     afresh as the identity (seeded), since its old weights were trained for another context."""
-    base = load_model(cfg.init_from)
-    mcfg = ModelConfig(**{**{f: getattr(base.config, f) for f in base.config.__slots__},
-                          "max_position_embeddings": cfg.model.max_position_embeddings,
-                          "ttm_context": cfg.model.ttm_context, "guidance": cfg.guidance})
-    model = QuasarForCausalLM(mcfg)
-    decoder = {k: v for k, v in base.state_dict().items() if ".ttm." not in k}
-    missing, unexpected = model.load_state_dict(decoder, strict=False)
-    assert not unexpected and all(".ttm." in k for k in missing), (missing, unexpected)
-    g = torch.Generator().manual_seed(cfg.seed)
-    for layer in model.model.layers:
-        layer.ttm.reset_parameters(generator=g)
-    return model
+    return with_fresh_ttm(cfg.init_from, cfg.seed, max_position_embeddings=cfg.model.max_position_embeddings,
+                          ttm_context=cfg.model.ttm_context, guidance=cfg.guidance)
 
 
 @torch.no_grad()
