@@ -183,7 +183,7 @@ def test_rows_are_deterministic_ordered_and_complete(tokenizer):
     alone = solve(model, tokenizer, prompts[3:4], **{**config, "max_batch_size": 1})
     fields = {"answer", "steps", "num_steps", "prompt_tokens", "generated_tokens", "probe_tokens", "attended_kv",
               "step_temperature", "stop_reason", "latency_s", "error", "temperature_cache_hits",
-              "temperature_cache_misses", "kv_evicted", "kv_total"}
+              "temperature_cache_misses", "kv_evicted", "kv_total", "dropped_token_layers"}
     strip = lambda row: {k: v for k, v in row.items() if k != "latency_s"}
     assert [strip(r) for r in first] == [strip(r) for r in second]
     # Independent of batch neighbours: the same tokens and decisions; heats agree to float

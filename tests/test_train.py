@@ -80,6 +80,20 @@ def test_continued_training_with_eviction_in_the_loop(model, tmp_path):
     assert "val_auroc_arith_d4" in summary["final"] and "val_acc_logic_d4_bias" in summary["final"]
 
 
+def test_relevance_supervised_recipe_trains_on_labelled_prompt_tokens(model, tmp_path):
+    """The stage-3 recipe (configs/train/tiny_guided.yaml), a few steps: one forward per step and
+    the relevance term on every step (its labels come from the distractor tasks' spans)."""
+    cfg = load_config(TrainConfig, "configs/train/tiny_guided.yaml", {
+        "output_dir": str(tmp_path / "run"), "init_from": model, "train_tasks_per_kind": 40,
+        "distractors": [2, 6], "distractor_share": 1.0, "val_tasks_per_kind": 2, "val_distractors": 4,
+        "batch_size": 4, "max_steps": 3, "eval_every": 1000, "checkpoint_every": 1000, "warmup_steps": 1,
+        "threads": 1})
+    train(cfg)
+    history = [h for h in json.loads((tmp_path / "run" / "history.json").read_text()) if "loss" in h]
+    assert len(history) == 3 and all(0.0 < h["relevance_loss"] < 10.0 for h in history)
+    assert not any("kept" in h for h in history)  # no eviction in the loop: one forward
+
+
 def test_bad_recipe_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {hidden_sise: 3}\n")

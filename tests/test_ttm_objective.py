@@ -117,7 +117,7 @@ def test_one_decision_per_token_for_every_layer_and_step():
 
 
 def test_kv_budget_curve_has_a_row_per_method_and_budget(shipped, tmp_path):
-    from quasar_dist.bench.kv_budget import kv_budget_curve, long_tasks
+    from quasar_dist.bench.kv_budget import METHODS, kv_budget_curve, long_tasks
     from quasar_dist.reasoning.config import ReasoningConfig
     from quasar_dist.reasoning.evictors import EVICTORS
 
@@ -125,9 +125,41 @@ def test_kv_budget_curve_has_a_row_per_method_and_budget(shipped, tmp_path):
     tasks = long_tasks(2, distractors=(10,))
     base = ReasoningConfig(max_new_tokens=48, max_batch_size=8)
     rows = kv_budget_curve(model, tokenizer, tasks, base, png=tmp_path / "kv.png", budgets=(0.25,))
-    assert [(r["method"], r["budget"]) for r in rows] == [("full", 1.0)] + [(m, 0.25) for m in EVICTORS]
+    methods = METHODS if model.config.ttm_context == "last" else EVICTORS  # prefill dropping needs "last"
+    assert [(r["method"], r["budget"]) for r in rows] == [("full", 1.0)] + [(m, 0.25) for m in methods]
     full = rows[0]
     for r in rows[1:]:
         assert {"accuracy", "flops_per_task", "wall_s", "kv_kept_fraction"} <= set(r)
         assert r["kv_kept_fraction"] < 0.6 and r["flops_per_task"] < full["flops_per_task"]
     assert (tmp_path / "kv.png").stat().st_size > 1000
+
+
+def test_training_relevance_labels_match_the_bench_labels(shipped):
+    from quasar_dist.train.batches import collate_relevance, encode_relevance, encode_task
+
+    _, tokenizer = shipped
+    raw = tokenizer.tokenizer
+    (task,) = make_tasks("logic", 1, 5, "test", distractors=6)
+    ids, prompt_len = encode_task(raw, task)
+    labels = encode_relevance(raw, task)
+    _, bench = token_labels(tokenizer, task["prompt"], task["relevant_spans"])
+    assert len(labels) == prompt_len == len(bench)
+    assert labels == [-1 if b is None else b for b in bench]
+    (plain,) = make_tasks("logic", 1, 5, "test")  # no spans: nothing labelled
+    assert set(encode_relevance(raw, plain)) == {-1}
+    padded = collate_relevance([labels, [1, 0]], len(ids))
+    assert padded.shape == (2, len(ids)) and padded[1, 2:].eq(-1).all() and padded[0, prompt_len:].eq(-1).all()
+
+
+def test_relevance_loss_is_cross_entropy_of_labelled_prompt_keys_under_step_contexts():
+    from quasar_dist.train.losses import relevance_loss
+
+    tau_max = 2.0
+    log_tau = torch.log(torch.tensor([0.5, 1.5, 1.0, 1.0])).view(1, 1, 4).expand(1, 3, 4).clone()  # [B, S, T]
+    relevance = torch.tensor([[0, 1, -1, -1]], dtype=torch.int8)
+    visible = torch.ones(1, 3, 4, dtype=torch.bool)
+    loss = relevance_loss([log_tau, log_tau], relevance, visible, tau_max)
+    expected = -(math.log(1 - 0.25) + math.log(0.75)) / 2  # p = tau / tau_max = 0.25 (label 0), 0.75 (label 1)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    visible[:, 1:] = False  # no step sees the keys: nothing to learn
+    assert relevance_loss([log_tau], relevance, visible, tau_max).item() == 0.0

@@ -35,6 +35,7 @@ EXTRA_FIELDS = [
     pa.field("temperature_cache_misses", pa.int64()),
     pa.field("kv_evicted", pa.int64()),
     pa.field("kv_total", pa.int64()),
+    pa.field("dropped_token_layers", pa.int64()),  # prompt (token, layer) pairs prefill dropping skipped
     pa.field("run_id", pa.string()),  # which invocation computed the row (resume bookkeeping)
     pa.field("finished_at", pa.float64()),  # unix time its batch finished (throughput over time)
 ]
@@ -46,6 +47,7 @@ ENGINE_DEFAULTS = {
     "answer": None, "steps": [], "num_steps": 0, "prompt_tokens": 0, "generated_tokens": 0,
     "attended_kv": 0, "step_temperature": [], "stop_reason": "error", "latency_s": 0.0, "error": None,
     "probe_tokens": 0, "temperature_cache_hits": 0, "temperature_cache_misses": 0, "kv_evicted": 0, "kv_total": 0,
+    "dropped_token_layers": 0,
 }
 
 

@@ -24,17 +24,28 @@ def long_tasks(tasks_per_kind: int, distractors=(20, 40), seed: int = BENCH_SEED
     return [t for kind in KINDS for d in distractors for t in make_tasks(kind, per, seed + d, "test", distractors=d)]
 
 
-def evicting(base: ReasoningConfig, method: str, budget: float | None, model_guidance: str) -> ReasoningConfig:
+PREFILL = "ttm_prefill"  # ttm, decided inside prefill after PREFILL_LAYER layers (Algorithm 1)
+PREFILL_LAYER = 1
+METHODS = (*EVICTORS, PREFILL)
+
+
+def evicting(base: ReasoningConfig, method: str, budget: float | None, model_guidance: str,
+             prefill_layer: int = PREFILL_LAYER) -> ReasoningConfig:
     """Greedy decoding with only the prompt budget on (no backtracking, no probes); every method
     keeps the first token and the last 8 (what training protects) and fills the rest of the
-    budget by its own ranking."""
-    guidance = model_guidance if method == "ttm" else "off"
-    return replace(base, mode="gsot", kv_budget=budget, kv_evictor=method, backtrack_below=0.0, answer_confidence=1.0,
-                   epsilon=0.0, evict_below=0.0, guidance=guidance, sink_tokens=1, recent_tokens=8)
+    budget by its own ranking. `ttm_prefill` is `ttm` decided inside prefill, so that the
+    layers after `prefill_layer` never compute the dropped tokens."""
+    ttm = method in ("ttm", PREFILL)
+    return replace(base, mode="gsot", kv_budget=budget, kv_evictor="ttm" if ttm else method, backtrack_below=0.0,
+                   answer_confidence=1.0, epsilon=0.0, evict_below=0.0, guidance=model_guidance if ttm else "off",
+                   sink_tokens=1, recent_tokens=8, kv_budget_layer=prefill_layer if method == PREFILL else None)
 
 
 def kv_budget_curve(model, tokenizer, tasks: list[dict], base: ReasoningConfig, png: Path | None = None,
-                    budgets=BUDGETS, methods=EVICTORS) -> list[dict]:
+                    budgets=BUDGETS, methods=None) -> list[dict]:
+    """methods: every baseline, and ttm_prefill where the model allows it (ttm_context last)."""
+    if methods is None:
+        methods = METHODS if model.config.ttm_context == "last" else EVICTORS
     rows = []
     full = run_reasoning(model, tokenizer, tasks, replace(base, mode="cot", guidance="off"))
     rows.append(_row("full", 1.0, full, tasks))

@@ -18,18 +18,19 @@ import torch
 
 def token_labels(tokenizer, prompt: str, spans: list[dict]) -> tuple[list[int], list[int | None]]:
     """Model input ids ([bos] prompt "\\n") and a label per id: 1 relevant, 0 distractor, None unlabelled."""
-    text = prompt.rstrip("\n") + "\n"
-    enc = tokenizer.tokenizer.encode(text, add_special_tokens=False)
-    labels: list[int | None] = []
-    for start, end in enc.offsets:
-        if start >= len(prompt.rstrip("\n")):
-            labels.append(None)  # the closing newline
-            continue
-        labels.append(int(any(start < s["end"] and s["start"] < end for s in spans)))
-    ids = list(enc.ids)
+    enc = tokenizer.tokenizer.encode(prompt.rstrip("\n") + "\n", add_special_tokens=False)
+    ids, labels = list(enc.ids), offset_labels(enc.offsets, prompt, spans)
     if tokenizer.bos_token_id is not None:
         ids, labels = [tokenizer.bos_token_id] + ids, [None] + labels
     return ids, labels
+
+
+def offset_labels(offsets: list[tuple[int, int]], prompt: str, spans: list[dict]) -> list[int | None]:
+    """A label per token of `prompt + "\\n"` from its character offsets: 1 when it overlaps a
+    relevant span, 0 when not, None for the closing newline."""
+    end_of_text = len(prompt.rstrip("\n"))
+    return [None if start >= end_of_text else int(any(start < s["end"] and s["start"] < end for s in spans))
+            for start, end in offsets]
 
 
 @torch.no_grad()

@@ -49,12 +49,13 @@ def run_reasoning(model, tokenizer, tasks: list[dict], config: ReasoningConfig) 
     correct = sum(answers_match(r["answer"], t["answer"]) for r, t in zip(rows, tasks))
     tokens = sum(r["prompt_tokens"] + r["generated_tokens"] + r["probe_tokens"] for r in rows)
     attended = sum(r["attended_kv"] for r in rows)
+    dropped = sum(r["dropped_token_layers"] for r in rows)
     return RunResult(
         accuracy=correct / len(tasks),
         wall_s=wall,
         generated_tokens=sum(r["generated_tokens"] for r in rows),
         probe_tokens=sum(r["probe_tokens"] for r in rows),
-        flops=flops_for(model.config, tokens, attended),
+        flops=flops_for(model.config, tokens, attended, dropped),
         rows=rows,
     )
 

@@ -158,9 +158,10 @@ class Engine:
 
     # -- the forwards of a step ---------------------------------------------------------------
     def _forward(self, kind: str, rows: list[Sequence | None], group: list[Sequence]) -> _Forward:
+        budgets = [s.prefill_budget if s else None for s in rows] if kind == "fresh" else None
         logits = self.runner.run(
             kind, [s.slot if s else None for s in rows], [s.feed if s else [] for s in rows],
-            [s.num_cached if s else 0 for s in rows], [s.num_positions if s else 0 for s in rows],
+            [s.num_cached if s else 0 for s in rows], [s.num_positions if s else 0 for s in rows], budgets,
         )
         row_of = [i for i, s in enumerate(rows) if s is not None]
         with_log_prob = any(s.probe is not None for s in group)
@@ -175,7 +176,7 @@ class Engine:
         heats, snapshots = None, []
         if committed:
             heats, snapshots = self.runner.commit(
-                [s.slot for s in committed], [s.num_cached + len(s.feed) for s in committed],
+                [s.slot for s in committed], [s.num_cached + self._kept_of_feed(s) for s in committed],
                 [s.num_positions + len(s.feed) for s in committed], [s.step_start for s in committed],
             )
         return _Forward(group, row_of, logits, choice.tokens, choice.greedy, choice.greedy_log_prob, committed, heats, snapshots)
@@ -204,8 +205,9 @@ class Engine:
         """logits: (the forward's [B, V], this sequence's row), sliced only at a boundary."""
         fed = seq.feed
         was_prompt = seq.is_prompt_pending
-        self._count_forward(seq, len(fed))
-        seq.num_cached += len(fed)
+        kept = self._kept_of_feed(seq)
+        self._count_forward(seq, len(fed), kept)
+        seq.num_cached += kept
         seq.num_positions += len(fed)
         seq.feed = []
         if seq.probe is not None:
@@ -221,13 +223,27 @@ class Engine:
         """Will this forward bring the sequence to a step boundary (prompt or newline fed)?"""
         return seq.probe is None and (seq.is_prompt_pending or seq.feed[-1] in self.stop_rule.newline_ids)
 
-    def _count_forward(self, seq: Sequence, t: int) -> None:
+    def _kept_of_feed(self, seq: Sequence) -> int:
+        """Entries the pending feed leaves in the cache: all of it, except a prompt with a
+        prefill budget (those drop the rest inside the forward)."""
+        budget = seq.prefill_budget
+        if budget is None or not seq.is_prompt_pending:
+            return len(seq.feed)
+        return min(len(seq.feed), budget.keep)
+
+    def _count_forward(self, seq: Sequence, t: int, kept: int) -> None:
         # Query i of the chunk (1-based) attends the entries before the chunk plus i of its own.
+        # A prompt that dropped tokens after its first `budget.layers` layers ran the other
+        # layers on the `kept` tokens only.
         before = seq.num_cached
         layers = self.runner.num_layers
-        seq.counters.attended_kv += layers * (t * before + t * (t + 1) // 2)
+        full = seq.prefill_budget.layers if kept < t else layers
+        seq.counters.attended_kv += full * (t * before + t * (t + 1) // 2)
+        seq.counters.attended_kv += (layers - full) * (kept * before + kept * (kept + 1) // 2)
+        seq.counters.dropped_token_layers += (layers - full) * (t - kept)
+        seq.counters.kv_evicted += t - kept
         if self.runner.computes_temperatures:
-            seq.counters.temperature_cache_misses += layers * t
+            seq.counters.temperature_cache_misses += full * t + (layers - full) * kept
 
     def _at_boundary(self, seq: Sequence, logits: torch.Tensor, greedy: int, was_prompt: bool, commit) -> None:
         if not was_prompt:

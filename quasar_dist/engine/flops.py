@@ -11,6 +11,8 @@
 - `attended_kv` = (query token, live cache entry, layer) triples, as counted by the engine: for
   each such triple every query head does q.k (2 * head_dim FLOPs) and weight * v (2 * head_dim).
   Evicted entries are not attended, so eviction shows up here.
+- `dropped_token_layers` = (prompt token, layer) pairs prefill dropping never computed
+  (model/prefill_drop.py): each saves one layer's matmuls for one token.
 The lm_head is counted for every token (standard 2N-per-token accounting) although a prefill
 only needs it for its last position; the difference is below 1 token per prompt per vocab row.
 """
@@ -19,17 +21,23 @@ from __future__ import annotations
 from quasar_dist.model.config import ModelConfig
 
 
-def params_per_token(config: ModelConfig) -> int:
-    """Matmul weights one token goes through (see the module docstring)."""
+def params_per_layer(config: ModelConfig) -> int:
+    """Matmul weights one token goes through in one decoder layer."""
     d, hd = config.hidden_size, config.head_dim
     attention = d * hd * (2 * config.num_heads + 2 * config.num_kv_heads)
     mlp = 3 * d * config.intermediate_size
     ttm = config.ttm_dim * d
-    return config.num_layers * (attention + mlp + ttm) + d * config.vocab_size
+    return attention + mlp + ttm
 
 
-def flops_for(config: ModelConfig, tokens: int, attended_kv: int) -> float:
-    """FLOPs for `tokens` fed tokens that attended `attended_kv` (entry, layer) pairs in total."""
-    matmul = 2.0 * params_per_token(config) * tokens
+def params_per_token(config: ModelConfig) -> int:
+    """Matmul weights one token goes through (see the module docstring)."""
+    return config.num_layers * params_per_layer(config) + config.hidden_size * config.vocab_size
+
+
+def flops_for(config: ModelConfig, tokens: int, attended_kv: int, dropped_token_layers: int = 0) -> float:
+    """FLOPs for `tokens` fed tokens that attended `attended_kv` (entry, layer) pairs in total,
+    less the layers prefill dropping skipped (`dropped_token_layers` (token, layer) pairs)."""
+    matmul = 2.0 * (params_per_token(config) * tokens - params_per_layer(config) * dropped_token_layers)
     attention = 4.0 * config.head_dim * config.num_heads * attended_kv
     return matmul + attention

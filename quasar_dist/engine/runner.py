@@ -11,6 +11,9 @@ import torch
 
 from quasar_dist.model.cache_batch import CacheBatch
 from quasar_dist.model.kv_cache import SlotSnapshot
+from quasar_dist.model.prefill_drop import PrefillDrop
+
+from .sequence import PrefillBudget
 
 
 class ModelRunner:
@@ -28,12 +31,13 @@ class ModelRunner:
 
     @torch.no_grad()
     def run(self, kind: str, slots: list[int | None], feeds: list[list[int]], starts: list[int],
-            next_pos: list[int]) -> torch.Tensor:
+            next_pos: list[int], budgets: list[PrefillBudget | None] | None = None) -> torch.Tensor:
         """One forward of a group (kind: fresh | range | gather, see cache_batch.py); logits
-        [B, V] of each row's last real token, on the device."""
+        [B, V] of each row's last real token, on the device. `budgets` (fresh only): rows whose
+        prompt keeps only part of its entries, decided inside the forward (prefill_drop.py)."""
         batch = CacheBatch.build(slots=slots, feeds=feeds, starts=starts, next_pos=next_pos, cache=self.cache,
                                  read=kind, temperatures=self.computes_temperatures)
-        return self.model.forward_cached(batch, self.cache)
+        return self.model.forward_cached(batch, self.cache, drop=prefill_drop_of(budgets, feeds))
 
     @torch.no_grad()
     def forward(self, slots: list[int], token_ids: list[list[int]]) -> torch.Tensor:
@@ -104,6 +108,16 @@ class ModelRunner:
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Drop the live entries where keep [n] is False; returns how many were dropped."""
         return self.cache.evict(slot, keep.to(self.device))
+
+
+def prefill_drop_of(budgets: list[PrefillBudget | None] | None, feeds: list[list[int]]) -> PrefillDrop | None:
+    """The model's drop for a fresh group: one layer count for the group (the first budget's;
+    one run has one config), each row's own keep count (all of its prompt without a budget)."""
+    first = next((b for b in budgets or [] if b is not None), None)
+    if first is None:
+        return None
+    keep = [len(f) if b is None else min(len(f), b.keep) for b, f in zip(budgets, feeds)]
+    return PrefillDrop(layers=first.layers, keep=keep, sinks=first.sinks, recent=first.recent)
 
 
 def to_host(*tensors: torch.Tensor) -> list[list[float]]:

@@ -53,6 +53,19 @@ class Counters:
     temperature_cache_hits: int = 0  # temperatures refreshed from cached A h at commits
     temperature_cache_misses: int = 0  # A h computed (one per layer per fed token)
     kv_evicted: int = 0  # entries (per token, all layers at once) dropped by eviction
+    dropped_token_layers: int = 0  # (prompt token, layer) pairs never computed (prefill dropping)
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillBudget:
+    """Keep only `keep` of the prompt's entries, decided after its first `layers` layers, which
+    are the only ones to compute the others (model/prefill_drop.py; `sinks` first and `recent`
+    last entries always stay)."""
+
+    keep: int
+    layers: int
+    sinks: int
+    recent: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,7 @@ class Sequence:
         max_new_tokens: int,
         pause_at_boundaries: bool = False,
         commit_steps: bool = True,
+        prefill_budget: PrefillBudget | None = None,
     ) -> None:
         if not prompt_ids:
             raise ValueError("a sequence needs at least one prompt token")
@@ -107,6 +121,9 @@ class Sequence:
         self.max_new_tokens = max_new_tokens
         self.pause_at_boundaries = pause_at_boundaries
         self.commit_steps = commit_steps  # False only where temperatures are never read (CoT, guidance off)
+        if prefill_budget is not None and not commit_steps:
+            raise ValueError("a prefill budget ranks by temperature: it needs commit_steps")
+        self.prefill_budget = prefill_budget
 
         self.status = SequenceStatus.WAITING
         self.event: Event | None = None

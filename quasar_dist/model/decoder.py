@@ -19,6 +19,7 @@ from .cache_batch import CacheBatch
 from .config import GUIDANCE_MODES, ModelConfig
 from .fused import FusedProjections
 from .kv_cache import TemperatureKVCache
+from .prefill_drop import PrefillDrop, check_prefill_drop, drop_cold_tokens
 from .rope import RotaryEmbedding, signed
 from .ttm import TokenTemperature, stacked_context, stacked_log_temperature
 
@@ -190,9 +191,12 @@ class QuasarForCausalLM(nn.Module):
         logits = self.lm_head(self.model.norm(x))
         return (logits, temperatures) if return_temperatures else logits
 
-    def forward_cached(self, batch: CacheBatch, cache: TemperatureKVCache, last_only: bool = True) -> torch.Tensor:
+    def forward_cached(self, batch: CacheBatch, cache: TemperatureKVCache, last_only: bool = True,
+                       drop: PrefillDrop | None = None) -> torch.Tensor:
         """Append the batch's tokens to their cache slots (cache_batch.py) and return logits:
-        [B, V] at each row's last real token if last_only, else [B, T, V]."""
+        [B, V] at each row's last real token if last_only, else [B, T, V]. `drop` (fresh
+        prompts only): leave the cold prompt tokens out after its first layers (prefill_drop.py);
+        the cache then holds each row's kept entries, and last_only logits are returned."""
         if not batch.temperatures and self.guidance != "off":
             raise ValueError(f"guidance {self.guidance!r} needs temperatures")
         x = self.model.embed_tokens(batch.input_ids)
@@ -206,7 +210,11 @@ class QuasarForCausalLM(nn.Module):
             fresh_mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril().unsqueeze(0)  # [1, T, T]
             if batch.valid is not None:  # right padding: no real query attends a padding key
                 fresh_mask = fresh_mask & (batch.valid > 0).unsqueeze(1)
+        if drop is not None:
+            check_prefill_drop(self.config, batch, drop)
         for i, layer in enumerate(self.model.layers):
+            if drop is not None and i == drop.layers:
+                x, cos, sin, batch, fresh_mask = drop_cold_tokens(self, cache, batch, drop, x, cos, sin)
             x = layer.forward_cached(x, cos, sin, i, cache, batch, fresh_mask, self.guidance)
         cache.advance(batch)
         if not last_only:

@@ -205,6 +205,22 @@ class TemperatureKVCache:
         n = int(self.length[slot])
         return self.log_tau[:, slot, :n].amax(0).exp()
 
+    def compact_prompts(self, layers: int, rows: torch.Tensor, order: torch.Tensor, keep: torch.Tensor, t: int) -> None:
+        """Layers [0, layers) of fresh prompts written at entries [0, t): keep entry order[b, i]
+        of row b at entry i (i < keep[b]), every other of the t entries dead (prefill_drop.py).
+        One gather and one write per buffer for the whole batch."""
+        t2 = order.shape[1]
+        dead = torch.arange(t2, device=order.device)[None, :] >= keep[:, None]  # [B, T'] padding
+        for buf in (self.k, self.v):  # [L, rows, H, max_len, D]
+            part = buf[:layers].index_select(1, rows)[:, :, :, :t]
+            pick = order.view(1, order.shape[0], 1, t2, 1).expand(layers, -1, part.shape[2], -1, part.shape[-1])
+            buf[:layers, rows, :, :t2] = part.gather(3, pick)
+        part = self.ah[:layers].index_select(1, rows)[:, :, :t]
+        self.ah[:layers, rows, :t2] = part.gather(2, order.view(1, *order.shape, 1).expand(layers, -1, -1, part.shape[-1]))
+        part = self.log_tau[:layers].index_select(1, rows)[:, :, :t]
+        self.log_tau[:layers, rows, :t2] = part.gather(2, order.expand(layers, -1, -1)).masked_fill(dead, DEAD)
+        self.log_tau[:layers, rows, t2:t] = DEAD
+
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Compact the live entries of `slot` to those where `keep` [length] is True, in every
         layer; evicted entries are no longer attended at all. Returns how many were evicted."""

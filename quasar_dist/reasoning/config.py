@@ -39,6 +39,12 @@ class ReasoningConfig:
     """After prefill, keep only this many of the prompt's entries, the warmest by temperature
     (sinks and recent entries always stay): a share of the prompt if <= 1, a count if > 1. None
     keeps them all. The prompt is where long inputs spend their cache (docs/gsot.md)."""
+    kv_budget_layer: int | None = None
+    """With kv_budget and the ttm evictor: decide the budget inside prefill, after this many
+    layers (the paper's Algorithm 1, integrated token processing), from the temperatures of
+    layers 0..kv_budget_layer: the later layers compute only the kept prompt tokens, which is
+    where a long prompt's compute goes (model/prefill_drop.py). None decides after prefill,
+    from every layer's temperature."""
     kv_evictor: Literal["ttm", "streaming", "random", "snapkv", "h2o", "tova"] = "ttm"
     """How kv_budget ranks the prompt's entries: by temperature, or a baseline (reasoning/evictors.py)."""
     sink_tokens: int = 4
@@ -84,6 +90,11 @@ class ReasoningConfig:
                   "epsilon", "temperature")
         if self.kv_budget is not None and not self.kv_budget > 0:
             raise ValueError(f"kv_budget must be > 0 (a share <= 1 or a count) or null, got {self.kv_budget}")
+        if self.kv_budget_layer is not None:
+            if self.kv_budget is None or self.kv_evictor != "ttm":
+                raise ValueError("kv_budget_layer needs kv_budget and kv_evictor 'ttm' (it drops by temperature)")
+            if self.kv_budget_layer < 1:
+                raise ValueError(f"kv_budget_layer must be >= 1 or null, got {self.kv_budget_layer}")
         if not 0.0 < self.answer_confidence <= 1.0:
             raise ValueError(f"answer_confidence must be in (0, 1], got {self.answer_confidence}")
         if not 0.0 < self.top_p <= 1.0:

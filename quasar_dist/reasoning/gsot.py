@@ -41,7 +41,8 @@ class GsotPolicy(Policy):
     def _accept(self, task: Task) -> None:
         seq, cfg = task.seq, self.config
         current = None  # (positions, tau): read only for the settings that need them
-        budget = cfg.kv_budget if seq.num_steps == 0 else None  # the prompt's budget, after prefill
+        # the prompt's budget, after prefill (unless prefill already dropped to it: kv_budget_layer)
+        budget = cfg.kv_budget if seq.num_steps == 0 and seq.prefill_budget is None else None
         if cfg.evict_below > 0 or cfg.epsilon > 0 or budget is not None:
             positions, tau = self.engine.temperatures(seq)
             keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)

@@ -30,13 +30,20 @@ def budget_keep_mask(tau: torch.Tensor, budget: float, sink_tokens: int, recent_
     > 1; never fewer than the protected ones)."""
     n = tau.numel()
     keep = keep_mask(tau, float("inf"), sink_tokens, recent_tokens)  # the protected entries only
-    total = math.ceil(budget * n) if budget <= 1 else int(budget)
-    extra = total - int(keep.sum())
+    extra = budget_count(n, budget, sink_tokens, recent_tokens) - int(keep.sum())
     if extra > 0:
         free = (~keep).nonzero().squeeze(1)
         warmest = tau[free].topk(min(extra, free.numel())).indices
         keep[free[warmest]] = True
     return keep
+
+
+def budget_count(n: int, budget: float, sink_tokens: int, recent_tokens: int) -> int:
+    """Entries a budget keeps of n: a share (<= 1, rounded up) or a count (> 1), never fewer
+    than the protected ones (the last entry always among them) nor more than n."""
+    total = math.ceil(budget * n) if budget <= 1 else int(budget)
+    protected = min(n, sink_tokens + max(1, recent_tokens))
+    return min(n, max(total, protected))
 
 
 def max_temperature_change(previous: tuple[torch.Tensor, torch.Tensor], current: tuple[torch.Tensor, torch.Tensor]) -> float:

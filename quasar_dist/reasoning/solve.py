@@ -9,11 +9,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from quasar_dist.engine import Engine, SamplingParams, Sequence, StopRule
+from quasar_dist.engine.sequence import PrefillBudget
 from quasar_dist.model.kv_cache import TemperatureKVCache
 
 from .config import ReasoningConfig
 from .cot import CotPolicy
 from .gsot import GsotPolicy
+from .signals import budget_count
 from .task import Task, sequence_seed, task_row
 
 
@@ -49,6 +51,7 @@ def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig,
     if engine.has_work():
         raise RuntimeError("engine is busy: one solve_prompts call at a time")
     commit_steps = config.mode == "gsot" or guidance != "off"  # otherwise temperatures are never read
+    check_budget_layer(model, config)
     tasks = [_make_task(i, p, tokenizer, config, engine.max_len, commit_steps) for i, p in enumerate(prompts)]
     policy = (GsotPolicy if config.mode == "gsot" else CotPolicy)(engine, tokenizer, config)
     by_seq = {t.seq.seq_id: t for t in tasks if t.seq is not None}
@@ -76,8 +79,28 @@ def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, max_len: 
     seq = Sequence(
         index, ids, sampling,
         max_new_tokens=config.max_new_tokens, pause_at_boundaries=True, commit_steps=commit_steps,
+        prefill_budget=prefill_budget(config, len(ids)),
     )
     return Task(index, seq, prompt_tokens=len(ids))
+
+
+def check_budget_layer(model, config: ReasoningConfig) -> None:
+    """kv_budget_layer must leave layers to skip, and the context must be the last token's."""
+    if config.kv_budget_layer is None or config.mode != "gsot":
+        return
+    layers = model.config.num_layers
+    if config.kv_budget_layer >= layers:
+        raise ValueError(f"kv_budget_layer must be below the model's {layers} layers, got {config.kv_budget_layer}")
+    if model.config.ttm_context != "last":
+        raise ValueError("kv_budget_layer needs a model with ttm_context 'last' (this one uses the mean context)")
+
+
+def prefill_budget(config: ReasoningConfig, n: int) -> PrefillBudget | None:
+    """GSoT with kv_budget_layer: the prompt keeps budget_count entries, decided in prefill."""
+    if config.mode != "gsot" or config.kv_budget_layer is None:
+        return None
+    keep = budget_count(n, config.kv_budget, config.sink_tokens, config.recent_tokens)
+    return PrefillBudget(keep=keep, layers=config.kv_budget_layer, sinks=config.sink_tokens, recent=config.recent_tokens)
 
 
 @contextmanager

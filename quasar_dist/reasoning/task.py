@@ -54,5 +54,6 @@ def task_row(task: Task, tokenizer) -> dict:
         "temperature_cache_hits": counters.temperature_cache_hits,
         "temperature_cache_misses": counters.temperature_cache_misses,
         "kv_evicted": counters.kv_evicted,
+        "dropped_token_layers": counters.dropped_token_layers,
         "kv_total": seq.num_positions if seq is not None else 0,  # prompt + kept tokens ever cached
     }

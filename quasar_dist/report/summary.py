@@ -94,7 +94,8 @@ def flops_per_task(ok: pa.Table, model_config) -> float | None:
 
     tokens = _numbers(ok, "prompt_tokens") + _numbers(ok, "generated_tokens") + _numbers(ok, "probe_tokens")
     attended = _numbers(ok, "attended_kv")
-    return float(np.mean([flops_for(model_config, int(t), int(a)) for t, a in zip(tokens, attended)]))
+    dropped = _numbers(ok, "dropped_token_layers") if "dropped_token_layers" in ok.column_names else [0] * len(attended)
+    return float(np.mean([flops_for(model_config, int(t), int(a), int(d)) for t, a, d in zip(tokens, attended, dropped)]))
 
 
 def _first(results: pa.Table, name: str):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from quasar_dist.bench.relevance import offset_labels
 from quasar_dist.data.tokenizer_build import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -11,6 +12,24 @@ def encode_task(tokenizer, task: dict) -> tuple[list[int], int]:
     prompt = [BOS_ID] + tokenizer.encode(task["prompt"] + "\n", add_special_tokens=False).ids
     solution = tokenizer.encode(task["solution"], add_special_tokens=False).ids + [EOS_ID]
     return prompt + solution, len(prompt)
+
+
+def encode_relevance(tokenizer, task: dict) -> list[int]:
+    """Per prompt token of `encode_task` (BOS included): 1 relevant, 0 distractor, -1 unlabelled
+    (BOS, the closing newline, every token of a task without `relevant_spans`)."""
+    enc = tokenizer.encode(task["prompt"] + "\n", add_special_tokens=False)
+    spans = task.get("relevant_spans")
+    if spans is None:
+        return [-1] * (len(enc.ids) + 1)
+    return [-1] + [-1 if label is None else label for label in offset_labels(enc.offsets, task["prompt"], spans)]
+
+
+def collate_relevance(labels: list[list[int]], length: int) -> torch.Tensor:
+    """Right-pad per-prompt relevance labels to [B, length] with -1 (unlabelled)."""
+    out = torch.full((len(labels), length), -1, dtype=torch.int8)
+    for i, row in enumerate(labels):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.int8)
+    return out
 
 
 def segment_ids_for(ids: torch.Tensor, prompt_len: torch.Tensor, newline_id) -> torch.Tensor:

@@ -93,6 +93,10 @@ class TrainConfig:
     """Weight of mean((tau/tau_max - 0.5)^2), the paper's anti-collapse term fitted to tau_max."""
     lambda_sparsity: float = 0.02
     """Weight of mean(tau/tau_max), the budget that pushes temperatures down; LM loss keeps the useful tokens warm."""
+    lambda_relevance: float = 0.0
+    """Weight of the supervised importance term (train/losses.py relevance_loss): every layer's
+    keep probability tau/tau_max against the `relevant_spans` labels of the distractor tasks
+    (binary cross-entropy, prompt keys under every step's context); 0 leaves it out."""
     keep_target: float | None = None
     """Eviction in the loop (train/losses.py RelaxedEviction): the share of decided prompt
     entries the budget loss lets the steps keep; None trains with the paper's terms only."""
@@ -124,6 +128,10 @@ class TrainConfig:
             raise ValueError("set adapter_of (train a TTM for a frozen base) or init_from (continue a model), not both")
         if self.keep_target is not None and not 0.0 < self.keep_target <= 1.0:
             raise ValueError(f"keep_target must be in (0, 1], got {self.keep_target}")
+        if self.lambda_relevance < 0:
+            raise ValueError(f"lambda_relevance must be >= 0, got {self.lambda_relevance}")
+        if self.lambda_relevance and self.adapter_of:
+            raise ValueError("lambda_relevance needs labelled tasks; an adapter trains on unlabelled prompts")
         if not 0.0 <= self.guidance_off_fraction <= 1.0:
             raise ValueError("guidance_off_fraction must be in [0, 1]")
         for kind in self.kinds:

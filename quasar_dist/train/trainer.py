@@ -20,12 +20,12 @@ from quasar_dist.model.registry import resolve_model_path
 from quasar_dist.util.typed_config import load_config, to_dict
 
 from .adapter import distillation_loss, with_fresh_ttm
-from .batches import collate, encode_task, length_grouped_batches
+from .batches import collate, collate_relevance, encode_relevance, encode_task, length_grouped_batches
 from .checkpointing import load_training_state, save_training_state
 from .config import TrainConfig
 from .evaluate import greedy_accuracy
-from .losses import (RelaxedEviction, budget_loss, keep_target, task_loss, temperature_losses,
-                     visible_temperature_mask)
+from .losses import (RelaxedEviction, budget_loss, keep_target, relevance_loss, task_loss,
+                     temperature_losses, visible_temperature_mask)
 
 
 def train_from_config(path: str) -> Path:
@@ -131,7 +131,8 @@ def prepare_data(cfg: TrainConfig, out: Path):
         raw_tok = build_tokenizer((t["prompt"] + "\n" + t["solution"] for t in sample), cfg.model.vocab_size)
         raw_tok.save(str(out / "tokenizer.json"))
     encoded = [encode_task(raw_tok, t) for t in train_tasks]
-    return encoded, val_tasks, raw_tok
+    relevance = [encode_relevance(raw_tok, t) for t in train_tasks] if cfg.lambda_relevance else None
+    return encoded, relevance, val_tasks, raw_tok
 
 
 def evaluate(model, tokenizer, val_tasks: dict) -> dict:
@@ -165,9 +166,10 @@ def train(cfg: TrainConfig) -> Path:
 
         model, tokenizer = adapter_model(cfg)
         encoded = self_distillation_data(model, tokenizer, adapter_prompts(cfg), cfg.continuation_tokens)
+        relevance = None
         val_tasks = make_val_tasks(cfg) if cfg.val_tasks_per_kind else {}
     else:
-        encoded, val_tasks, raw_tok = prepare_data(cfg, out)
+        encoded, relevance, val_tasks, raw_tok = prepare_data(cfg, out)
         model = build_model(cfg, raw_tok.get_vocab_size())
         tokenizer = TextTokenizer(raw_tok, model.config)
     data_s = time.time() - t0
@@ -191,8 +193,8 @@ def train(cfg: TrainConfig) -> Path:
     start, tokens_seen = time.time(), 0
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
     while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
-        batch = [encoded[mine[i]] for i in next(batches)]
-        ids, seg, loss_mask = (t.to(engine.device) for t in collate(batch, newline_id))
+        picked = [mine[i] for i in next(batches)]
+        ids, seg, loss_mask = (t.to(engine.device) for t in collate([encoded[i] for i in picked], newline_id))
         model.guidance = "off" if rng.random() < cfg.guidance_off_fraction else cfg.guidance
         evicting = cfg.keep_target is not None and model.guidance != "off"
         eviction = RelaxedEviction(seg, (seg == 0).sum(1), sinks=cfg.protect_sinks, window=cfg.protect_window,
@@ -209,6 +211,11 @@ def train(cfg: TrainConfig) -> Path:
         visible = visible_temperature_mask(seg, ids, PAD_ID)
         anti, sparsity = temperature_losses(log_taus, visible, cfg.model.tau_max)
         loss = lm + cfg.lambda_anti_collapse * anti + cfg.lambda_sparsity * sparsity
+        relevance_term = None
+        if relevance is not None:
+            labels = collate_relevance([relevance[i] for i in picked], ids.shape[1]).to(engine.device)
+            relevance_term = relevance_loss(log_taus, labels, visible, cfg.model.tau_max)
+            loss = loss + cfg.lambda_relevance * relevance_term
         kept = None
         if evicting:
             kept = eviction.kept_fraction()
@@ -224,10 +231,13 @@ def train(cfg: TrainConfig) -> Path:
         tok_s = tokens_seen / max(1e-9, time.time() - start)
         bar.update(1)
         bar.set_postfix(loss=f"{lm.item():.3f}", tau=f"{sparsity.item():.2f}", tok_s=f"{tok_s:,.0f}",
-                        **({"kept": f"{kept.item():.2f}"} if kept is not None else {}))
+                        **({"kept": f"{kept.item():.2f}"} if kept is not None else {}),
+                        **({"rel": f"{relevance_term.item():.3f}"} if relevance_term is not None else {}))
         record = {"step": step, "loss": lm.item(), "mean_tau": sparsity.item() * cfg.model.tau_max, "minutes": (time.time() - start) / 60}
         if kept is not None:
             record["kept"] = kept.item()
+        if relevance_term is not None:
+            record["relevance_loss"] = relevance_term.item()
         if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             model.guidance = cfg.guidance
             record |= evaluate(model, tokenizer, val_tasks)

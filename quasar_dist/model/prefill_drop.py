@@ -1,0 +1,122 @@
+"""Algorithm 1 of the paper ("integrated token processing") in prefill: after the first `layers`
+layers, the prompt tokens that a KV budget would evict leave the active set, so the later
+layers neither compute them as queries nor store their keys and values (LazyLLM, FastV and
+GemFilter do the same with other scores).
+
+The decision is the budget's (reasoning/signals.py budget_keep_mask), made earlier: each prompt
+token is ranked by its largest temperature over layers 0..`layers` under the context step 1
+will see (each layer's input at the prompt's last token; ModelConfig.ttm_context "last"). Layer
+`layers` itself contributes the temperatures of its input (the TTM needs only that), then runs
+on the kept tokens: with `layers` = 1 only layer 0 computes the whole prompt, and the ranking
+already has one layer of attention behind it.
+The first `sinks` and last `recent` tokens always stay (the last one must: its logits are the
+prefill's output). After the decision the layers already computed are compacted to the kept
+entries, and the rest of the forward runs on the kept tokens only, at their own RoPE positions,
+so the cache ends in the state an eviction right after prefill would leave, minus the work.
+
+Only fresh batches (prompts of empty slots) drop: nothing else holds a whole prompt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .cache_batch import CacheBatch
+from .kv_cache import TemperatureKVCache
+from .ttm import stacked_context, stacked_log_temperature
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillDrop:
+    layers: int
+    """Layers computed on the whole prompt; the rest see the kept tokens only."""
+    keep: list[int]
+    """Entries each row keeps (its prompt length for a row that drops nothing)."""
+    sinks: int
+    recent: int
+
+
+def check_prefill_drop(config, batch: CacheBatch, drop: PrefillDrop) -> None:
+    if not batch.fresh or not batch.temperatures:
+        raise ValueError("prefill dropping needs a fresh batch of prompts with temperatures")
+    if config.ttm_context != "last":
+        raise ValueError("prefill dropping needs ttm_context 'last' (a mean context would count dropped tokens)")
+    if not 1 <= drop.layers < config.num_layers:
+        raise ValueError(f"kv_budget_layer must be in 1..{config.num_layers - 1} for this model, got {drop.layers}")
+
+
+def keep_order(scores: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor, sinks: int, recent: int) -> torch.Tensor:
+    """[B, T] scores -> [B, T'] indices of each row's kept tokens in position order (T' = max
+    keep; a row keeping fewer repeats its last kept index as padding). The protected tokens
+    (first `sinks`, last `recent`, at least the last) first, then the warmest."""
+    t = scores.shape[1]
+    j = torch.arange(t, device=scores.device)[None, :]
+    real = j < lengths[:, None]
+    protected = real & ((j < sinks) | (j >= lengths[:, None] - max(1, recent)))
+    ranked = torch.where(protected, torch.inf, torch.where(real, scores.float(), -torch.inf))
+    by_warmth = torch.sort(ranked, dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(by_warmth).scatter_(1, by_warmth, j.expand_as(by_warmth).contiguous())
+    kept = rank < keep[:, None]
+    order = torch.where(kept, j, t + j).argsort(1)[:, : int(keep.max())]  # kept first, by position
+    last = (keep - 1).clamp(min=0)[:, None]
+    pad = torch.arange(order.shape[1], device=order.device)[None, :] >= keep[:, None]
+    return torch.where(pad, order.gather(1, last), order)
+
+
+@torch.no_grad()
+def step_one_scores(layers, cache: TemperatureKVCache, batch: CacheBatch, upto: int, x: torch.Tensor) -> torch.Tensor:
+    """[B, T] max over layers 0..upto of each prompt token's log temperature under step 1's
+    context (the layer input of the row's last prompt token): layers < upto from what they
+    wrote to the cache, layer `upto` from its input x (the output of the layers before it)."""
+    ttms = [layer.ttm for layer in layers[:upto]]
+    t = batch.input_ids.shape[1]
+    c = cache.pend_last[:upto].index_select(1, batch.rows)  # [l, B, d]
+    ah = cache.ah[:upto].index_select(1, batch.rows)[:, :, :t]  # [l, B, T, r]
+    done = stacked_log_temperature(ttms, ah, stacked_context(ttms, c).unsqueeze(2)).amax(0)
+    hn = layers[upto].input_layernorm(x)
+    last = hn[torch.arange(x.shape[0], device=x.device), (batch.num_new - 1).clamp(min=0)]  # [B, d]
+    ttm = layers[upto].ttm
+    own = ttm.log_temperature(ttm.project(hn), ttm.context(last).unsqueeze(1))  # [B, T]
+    return torch.maximum(done, own.float())
+
+
+def drop_cold_tokens(model, cache: TemperatureKVCache, batch: CacheBatch, drop: PrefillDrop, x, cos, sin):
+    """Decide before layer `drop.layers`, compact the layers before it, and return the forward's
+    state for the kept tokens: (x, cos, sin, batch, fresh_mask) with T' = the most any row keeps."""
+    layers = model.model.layers
+    keep = torch.tensor(drop.keep, dtype=torch.long, device=x.device)
+    scores = step_one_scores(layers, cache, batch, drop.layers, x)
+    order = keep_order(scores, batch.num_new, keep, drop.sinks, drop.recent)  # [B, T']
+    cache.compact_prompts(drop.layers, batch.rows, order, keep, batch.input_ids.shape[1])
+    kept = kept_batch(batch, order, keep, cache)
+    t2 = order.shape[1]
+    mask = torch.ones(t2, t2, dtype=torch.bool, device=x.device).tril().unsqueeze(0)
+    if kept.valid is not None:
+        mask = mask & (kept.valid > 0).unsqueeze(1)
+    pick = order.unsqueeze(-1)
+    x = x.gather(1, pick.expand(-1, -1, x.shape[-1]))
+    cos = cos.gather(1, pick.expand(-1, -1, cos.shape[-1]))
+    sin = sin.gather(1, pick.expand(-1, -1, sin.shape[-1]))
+    kept.signed_sin = batch.signed_sin.gather(1, pick.expand(-1, -1, sin.shape[-1]))
+    return x, cos, sin, kept, mask
+
+
+def kept_batch(batch: CacheBatch, order: torch.Tensor, keep: torch.Tensor, cache: TemperatureKVCache) -> CacheBatch:
+    """The fresh batch of the kept tokens: entry i of a row goes to its slot's entry i (the
+    compacted layout), padding to the scratch slot; positions are the tokens' own."""
+    b, t2 = order.shape
+    step = torch.arange(t2, device=order.device)
+    is_real = step[None, :] < keep[:, None]
+    row_slot = torch.where(is_real, batch.rows[:, None], cache.scratch)
+    head = torch.arange(cache.num_kv_heads, device=order.device).view(1, -1, 1)
+    index = step.expand(b, t2)
+    padded = bool((keep < t2).any())
+    return CacheBatch(
+        input_ids=batch.input_ids.gather(1, order), rows=batch.rows, positions=batch.positions.gather(1, order),
+        token_index=(row_slot * cache.max_len + index).reshape(-1),
+        kv_index=((row_slot.unsqueeze(1) * cache.num_kv_heads + head) * cache.max_len + index.unsqueeze(1)).reshape(-1),
+        valid=is_real.float() if padded else None, num_new=keep, new_length=keep, new_next_pos=batch.new_next_pos,
+        read=None, upto=t2, query_index=index, last_index=(keep - 1) if padded else None,
+        temperatures=batch.temperatures,
+    )

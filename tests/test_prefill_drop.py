@@ -1,0 +1,142 @@
+"""Algorithm 1 in prefill (model/prefill_drop.py): the cold prompt tokens leave after the first
+layers. Checked against a plain reference that runs the later layers on the kept tokens only."""
+import math
+
+import pytest
+import torch
+
+from quasar_dist.engine import Engine, StopRule
+from quasar_dist.model import QuasarForCausalLM
+from quasar_dist.model.cache_batch import CacheBatch
+from quasar_dist.model.prefill_drop import PrefillDrop
+from quasar_dist.parallel.toy_model import randomise_ttm
+from quasar_dist.reasoning import ReasoningConfig
+from quasar_dist.reasoning.signals import budget_count, budget_keep_mask
+from quasar_dist.reasoning.solve import solve_prompts
+
+from test_engine import PROMPTS, make_tokenizer, tiny_config
+from tolerance import model_bound
+
+SINKS, RECENT = 1, 2
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def last_context_model(num_layers=3, seed=0, dtype=torch.float32) -> QuasarForCausalLM:
+    torch.manual_seed(seed)
+    model = QuasarForCausalLM(tiny_config(num_layers=num_layers, ttm_context="last"), guidance="bias")
+    randomise_ttm(model, seed + 3)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.ttm.E.normal_(0, 0.1)  # the bilinear term matters: temperatures differ per token
+    return model.to(dtype).eval()
+
+
+def step_one_keep_scores(model, ids: list[int], layers: int) -> torch.Tensor:
+    """Max over layers 0..layers of each prompt token's temperature under step 1's context,
+    from the full forward (the reference of what prefill ranks by: the layers before the drop
+    and the first one after it, whose input they made)."""
+    x = torch.tensor([ids + [ids[-1]]])
+    seg = torch.zeros_like(x)
+    seg[0, -1] = 1
+    _, temps = model(x, segment_ids=seg, return_temperatures=True)
+    return torch.stack([t[0, 1, : len(ids)] for t in temps[: layers + 1]]).amax(0)
+
+
+@torch.no_grad()
+def reference_logits(model, ids: list[int], kept: torch.Tensor, layers: int) -> torch.Tensor:
+    """All tokens through the first `layers` layers, then the kept ones alone (at their own
+    positions); logits of the last token."""
+    x = model.model.embed_tokens(torch.tensor([ids]))
+    cos, sin = model.model.rotary_emb(torch.arange(len(ids))[None], x.dtype)
+    for i, layer in enumerate(model.model.layers):
+        if i == layers:
+            x, cos, sin = x[:, kept], cos[:, kept], sin[:, kept]
+        t = x.shape[1]
+        mask = torch.ones(t, t, dtype=torch.bool).tril().unsqueeze(0)
+        x, _ = layer(x, cos, sin, None, mask, model.guidance)
+    return model.lm_head(model.model.norm(x[:, -1]))[0]
+
+
+def prefill(model, prompts: list[list[int]], drop: PrefillDrop | None):
+    cache = model.allocate_cache(len(prompts), 64)
+    batch = CacheBatch.build(slots=list(range(len(prompts))), feeds=prompts, starts=[0] * len(prompts),
+                             next_pos=[0] * len(prompts), cache=cache, read="fresh", temperatures=True)
+    with torch.no_grad():
+        return model.forward_cached(batch, cache, drop=drop), cache
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dropped_prefill_equals_the_later_layers_run_on_the_kept_tokens(dtype):
+    model, tokenizer = last_context_model(dtype=dtype), make_tokenizer(tiny_config())
+    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:4]]
+    layers, budget = 1, 0.5
+    keep = [budget_count(len(p), budget, SINKS, RECENT) for p in prompts]
+    logits, cache = prefill(model, prompts, PrefillDrop(layers=layers, keep=keep, sinks=SINKS, recent=RECENT))
+    for row, (ids, k) in enumerate(zip(prompts, keep)):
+        kept = budget_keep_mask(step_one_keep_scores(model, ids, layers), budget, SINKS, RECENT).nonzero().squeeze(1)
+        assert kept.numel() == k
+        expected = reference_logits(model, ids, kept, layers)
+        assert (logits[row] - expected).abs().max() <= model_bound(model, expected)
+        assert int(cache.length[row]) == k and cache.positions[row, :k].tolist() == kept.tolist()
+        assert bool(torch.isfinite(cache.log_tau[:, row, :k]).all())  # every layer holds the kept entries
+        assert bool(torch.isinf(cache.log_tau[:, row, k:]).all())  # and nothing else
+
+
+def test_keeping_everything_changes_nothing():
+    model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
+    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:3]]
+    plain, plain_cache = prefill(model, prompts, None)
+    kept, kept_cache = prefill(model, prompts, PrefillDrop(layers=2, keep=[len(p) for p in prompts], sinks=SINKS, recent=RECENT))
+    assert torch.equal(plain, kept)
+    assert torch.equal(plain_cache.length, kept_cache.length)
+    assert torch.equal(plain_cache.log_tau[:, :-1], kept_cache.log_tau[:, :-1])  # the scratch slot aside
+    for row, n in enumerate(int(n) for n in plain_cache.length[:-1]):
+        assert torch.equal(plain_cache.positions[row, :n], kept_cache.positions[row, :n])
+        for name in ("k", "v"):
+            assert torch.equal(getattr(plain_cache, name)[:, row, :, :n], getattr(kept_cache, name)[:, row, :, :n]), name
+        assert torch.equal(plain_cache.ah[:, row, :n], kept_cache.ah[:, row, :n])
+
+
+def test_gsot_with_a_budget_layer_counts_the_work_it_skipped():
+    model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
+    prompts = [p for p in PROMPTS if len(tokenizer.encode_prompt(p)) > 6]
+    base = dict(max_new_tokens=12, max_steps=3, kv_budget=0.5, sink_tokens=SINKS, recent_tokens=RECENT)
+    after = solve_prompts(model, tokenizer, prompts, ReasoningConfig(**base))
+    inside = solve_prompts(model, tokenizer, prompts, ReasoningConfig(**base, kv_budget_layer=1))
+    for prompt, a, b in zip(prompts, after, inside):
+        n = len(tokenizer.encode_prompt(prompt))
+        dropped = n - budget_count(n, 0.5, SINKS, RECENT)
+        assert b["error"] is None and b["stop_reason"] is not None
+        assert b["dropped_token_layers"] == (model.config.num_layers - 1) * dropped
+        assert b["kv_evicted"] == a["kv_evicted"] == dropped  # the same budget, decided earlier
+        assert a["dropped_token_layers"] == 0
+        assert b["prompt_tokens"] == a["prompt_tokens"] == n
+
+
+def test_budget_layer_is_checked_against_the_config_and_the_model():
+    with pytest.raises(ValueError, match="kv_budget_layer needs kv_budget"):
+        ReasoningConfig(kv_budget_layer=1)
+    with pytest.raises(ValueError, match="kv_budget_layer needs kv_budget"):
+        ReasoningConfig(kv_budget=0.5, kv_evictor="snapkv", kv_budget_layer=1)
+    tokenizer = make_tokenizer(tiny_config())
+    with pytest.raises(ValueError, match="below the model's 3 layers"):
+        solve_prompts(last_context_model(), tokenizer, ["so"], ReasoningConfig(kv_budget=0.5, kv_budget_layer=3))
+    mean_model = QuasarForCausalLM(tiny_config(ttm_context="mean")).eval()
+    with pytest.raises(ValueError, match="ttm_context 'last'"):
+        solve_prompts(mean_model, tokenizer, ["so"], ReasoningConfig(kv_budget=0.5, kv_budget_layer=1))
+
+
+def test_flops_count_the_skipped_layers():
+    from quasar_dist.engine.flops import flops_for, params_per_layer
+
+    cfg = tiny_config()
+    assert flops_for(cfg, 10, 50) - flops_for(cfg, 10, 50, dropped_token_layers=3) == pytest.approx(
+        2.0 * params_per_layer(cfg) * 3)
+    assert math.isclose(flops_for(cfg, 10, 50, 0), flops_for(cfg, 10, 50))
