@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from quasar_dist.engine import Engine, StopRule
 from quasar_dist.model import QuasarForCausalLM
 from quasar_dist.model.cache_batch import CacheBatch
 from quasar_dist.model.prefill_drop import PrefillDrop
