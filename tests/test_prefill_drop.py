@@ -88,6 +88,23 @@ def test_dropped_prefill_equals_the_later_layers_run_on_the_kept_tokens(dtype):
         assert bool(torch.isinf(cache.log_tau[:, row, k:]).all())  # and nothing else
 
 
+def test_a_temperature_threshold_keeps_the_protected_and_the_warm_tokens():
+    model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
+    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:4]]
+    layers, above = 2, 1.0
+    drop = PrefillDrop(layers=layers, keep=None, keep_above=above, sinks=SINKS, recent=RECENT)
+    logits, cache = prefill(model, prompts, drop)
+    for row, ids in enumerate(prompts):
+        scores = step_one_keep_scores(model, ids, layers)
+        n = len(ids)
+        index = torch.arange(n)
+        kept = ((index < SINKS) | (index >= n - RECENT) | (scores >= math.log(above))).nonzero().squeeze(1)
+        assert drop.kept[row] == kept.numel() == int(cache.length[row])
+        expected = reference_logits(model, ids, kept, layers)
+        assert (logits[row] - expected).abs().max() <= model_bound(model, expected)
+    assert 0 < sum(drop.kept) < sum(len(p) for p in prompts)  # the threshold really splits
+
+
 def test_keeping_everything_changes_nothing():
     model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
     prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:3]]
@@ -119,11 +136,25 @@ def test_gsot_with_a_budget_layer_counts_the_work_it_skipped():
         assert b["prompt_tokens"] == a["prompt_tokens"] == n
 
 
+def test_threshold_decided_in_prefill_evicts_what_it_would_after_prefill():
+    """kv_keep_above with kv_budget_layer = layers - 1 ranks by every layer, as the decision
+    after prefill does: the same entries go, the last layer computes the kept ones only."""
+    model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
+    base = dict(max_new_tokens=12, max_steps=3, kv_keep_above=1.0, sink_tokens=SINKS, recent_tokens=RECENT)
+    after = solve_prompts(model, tokenizer, PROMPTS, ReasoningConfig(**base))
+    inside = solve_prompts(model, tokenizer, PROMPTS, ReasoningConfig(**base, kv_budget_layer=2))
+    assert [r["kv_evicted"] for r in inside] == [r["kv_evicted"] for r in after]
+    assert [r["dropped_token_layers"] for r in inside] == [r["kv_evicted"] for r in after]
+    assert sum(r["kv_evicted"] for r in after) > 0
+
+
 def test_budget_layer_is_checked_against_the_config_and_the_model():
     with pytest.raises(ValueError, match="kv_budget_layer needs kv_budget"):
         ReasoningConfig(kv_budget_layer=1)
     with pytest.raises(ValueError, match="kv_budget_layer needs kv_budget"):
         ReasoningConfig(kv_budget=0.5, kv_evictor="snapkv", kv_budget_layer=1)
+    with pytest.raises(ValueError, match="not both"):
+        ReasoningConfig(kv_budget=0.5, kv_keep_above=1.0)
     tokenizer = make_tokenizer(tiny_config())
     with pytest.raises(ValueError, match="below the model's 3 layers"):
         solve_prompts(last_context_model(), tokenizer, ["so"], ReasoningConfig(kv_budget=0.5, kv_budget_layer=3))

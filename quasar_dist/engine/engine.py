@@ -158,11 +158,15 @@ class Engine:
 
     # -- the forwards of a step ---------------------------------------------------------------
     def _forward(self, kind: str, rows: list[Sequence | None], group: list[Sequence]) -> _Forward:
-        budgets = [s.prefill_budget if s else None for s in rows] if kind == "fresh" else None
-        logits = self.runner.run(
-            kind, [s.slot if s else None for s in rows], [s.feed if s else [] for s in rows],
-            [s.num_cached if s else 0 for s in rows], [s.num_positions if s else 0 for s in rows], budgets,
-        )
+        slots, feeds = [s.slot if s else None for s in rows], [s.feed if s else [] for s in rows]
+        starts, next_pos = [s.num_cached if s else 0 for s in rows], [s.num_positions if s else 0 for s in rows]
+        if kind == "fresh" and any(s.prefill_budget for s in rows if s):
+            logits, kept = self.runner.prefill_dropping(slots, feeds, [s.prefill_budget if s else None for s in rows])
+            for seq, k in zip(rows, kept):
+                if seq is not None:
+                    seq.prefill_kept = k
+        else:
+            logits = self.runner.run(kind, slots, feeds, starts, next_pos)
         row_of = [i for i, s in enumerate(rows) if s is not None]
         with_log_prob = any(s.probe is not None for s in group)
         if any(s.probe is None and self._temperature(s) > 0 for s in group):
@@ -225,11 +229,10 @@ class Engine:
 
     def _kept_of_feed(self, seq: Sequence) -> int:
         """Entries the pending feed leaves in the cache: all of it, except a prompt with a
-        prefill budget (those drop the rest inside the forward)."""
-        budget = seq.prefill_budget
-        if budget is None or not seq.is_prompt_pending:
+        prefill budget (its forward dropped the rest and said how many it kept)."""
+        if seq.prefill_kept is None or not seq.is_prompt_pending:
             return len(seq.feed)
-        return min(len(seq.feed), budget.keep)
+        return seq.prefill_kept
 
     def _count_forward(self, seq: Sequence, t: int, kept: int) -> None:
         # Query i of the chunk (1-based) attends the entries before the chunk plus i of its own.

@@ -31,13 +31,22 @@ class ModelRunner:
 
     @torch.no_grad()
     def run(self, kind: str, slots: list[int | None], feeds: list[list[int]], starts: list[int],
-            next_pos: list[int], budgets: list[PrefillBudget | None] | None = None) -> torch.Tensor:
+            next_pos: list[int]) -> torch.Tensor:
         """One forward of a group (kind: fresh | range | gather, see cache_batch.py); logits
-        [B, V] of each row's last real token, on the device. `budgets` (fresh only): rows whose
-        prompt keeps only part of its entries, decided inside the forward (prefill_drop.py)."""
+        [B, V] of each row's last real token, on the device."""
         batch = CacheBatch.build(slots=slots, feeds=feeds, starts=starts, next_pos=next_pos, cache=self.cache,
                                  read=kind, temperatures=self.computes_temperatures)
-        return self.model.forward_cached(batch, self.cache, drop=prefill_drop_of(budgets, feeds))
+        return self.model.forward_cached(batch, self.cache)
+
+    @torch.no_grad()
+    def prefill_dropping(self, slots: list[int | None], feeds: list[list[int]],
+                         budgets: list[PrefillBudget | None]) -> tuple[torch.Tensor, list[int]]:
+        """A fresh group whose prompts keep only part of their entries, decided inside the
+        forward (prefill_drop.py); returns the logits and the entries each row kept."""
+        batch = CacheBatch.build(slots=slots, feeds=feeds, starts=[0] * len(feeds), next_pos=[0] * len(feeds),
+                                 cache=self.cache, read="fresh", temperatures=True)
+        drop = prefill_drop_of(budgets, feeds)
+        return self.model.forward_cached(batch, self.cache, drop=drop), drop.kept
 
     @torch.no_grad()
     def forward(self, slots: list[int], token_ids: list[list[int]]) -> torch.Tensor:
@@ -110,12 +119,13 @@ class ModelRunner:
         return self.cache.evict(slot, keep.to(self.device))
 
 
-def prefill_drop_of(budgets: list[PrefillBudget | None] | None, feeds: list[list[int]]) -> PrefillDrop | None:
-    """The model's drop for a fresh group: one layer count for the group (the first budget's;
-    one run has one config), each row's own keep count (all of its prompt without a budget)."""
-    first = next((b for b in budgets or [] if b is not None), None)
-    if first is None:
-        return None
+def prefill_drop_of(budgets: list[PrefillBudget | None], feeds: list[list[int]]) -> PrefillDrop:
+    """The model's drop for a fresh group: one layer count and rule for the group (the first
+    budget's; one run has one config); a row without a budget keeps all of its prompt."""
+    first = next(b for b in budgets if b is not None)
+    if first.keep is None:
+        return PrefillDrop(layers=first.layers, keep=None, sinks=first.sinks, recent=first.recent,
+                           keep_above=first.keep_above, keep_all=[b is None for b in budgets])
     keep = [len(f) if b is None else min(len(f), b.keep) for b, f in zip(budgets, feeds)]
     return PrefillDrop(layers=first.layers, keep=keep, sinks=first.sinks, recent=first.recent)
 

@@ -58,14 +58,16 @@ class Counters:
 
 @dataclass(frozen=True, slots=True)
 class PrefillBudget:
-    """Keep only `keep` of the prompt's entries, decided after its first `layers` layers, which
-    are the only ones to compute the others (model/prefill_drop.py; `sinks` first and `recent`
-    last entries always stay)."""
+    """Keep only `keep` of the prompt's entries (or, with keep None, those whose temperature is
+    at least `keep_above`), decided after its first `layers` layers, which are the only ones to
+    compute the others (model/prefill_drop.py; `sinks` first and `recent` last entries always
+    stay)."""
 
-    keep: int
+    keep: int | None
     layers: int
     sinks: int
     recent: int
+    keep_above: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,7 @@ class Sequence:
         if prefill_budget is not None and not commit_steps:
             raise ValueError("a prefill budget ranks by temperature: it needs commit_steps")
         self.prefill_budget = prefill_budget
+        self.prefill_kept: int | None = None  # entries the prompt's forward kept (prefill_budget)
 
         self.status = SequenceStatus.WAITING
         self.event: Event | None = None

@@ -18,6 +18,7 @@ Only fresh batches (prompts of empty slots) drop: nothing else holds a whole pro
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,14 +28,20 @@ from .kv_cache import TemperatureKVCache
 from .ttm import stacked_context, stacked_log_temperature
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PrefillDrop:
     layers: int
     """Layers computed on the whole prompt; the rest see the kept tokens only."""
-    keep: list[int]
-    """Entries each row keeps (its prompt length for a row that drops nothing)."""
+    keep: list[int] | None
+    """Entries each row keeps (its prompt length for a row that drops nothing); None: every
+    row keeps its protected tokens and those at least `keep_above` warm."""
     sinks: int
     recent: int
+    keep_above: float | None = None
+    """Temperature threshold (with keep None); rows in `keep_all` keep everything."""
+    keep_all: list[bool] | None = None
+    kept: list[int] | None = None
+    """Filled by the forward: the entries each row kept."""
 
 
 def check_prefill_drop(config, batch: CacheBatch, drop: PrefillDrop) -> None:
@@ -46,19 +53,39 @@ def check_prefill_drop(config, batch: CacheBatch, drop: PrefillDrop) -> None:
         raise ValueError(f"kv_budget_layer must be in 1..{config.num_layers - 1} for this model, got {drop.layers}")
 
 
-def keep_order(scores: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor, sinks: int, recent: int) -> torch.Tensor:
-    """[B, T] scores -> [B, T'] indices of each row's kept tokens in position order (T' = max
-    keep; a row keeping fewer repeats its last kept index as padding). The protected tokens
+def protected_tokens(lengths: torch.Tensor, t: int, sinks: int, recent: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(real, protected) [B, T]: the row's tokens, and its first `sinks` and last `recent` (at
+    least the last one)."""
+    j = torch.arange(t, device=lengths.device)[None, :]
+    real = j < lengths[:, None]
+    return real, real & ((j < sinks) | (j >= lengths[:, None] - max(1, recent)))
+
+
+def keep_counts(drop: PrefillDrop, scores: torch.Tensor, lengths: torch.Tensor) -> list[int]:
+    """Entries each row keeps: the given counts, or (threshold) the protected and the warm ones
+    (one transfer of B integers: the host must know them to size the rest of the forward)."""
+    if drop.keep is not None:
+        return list(drop.keep)
+    real, protected = protected_tokens(lengths, scores.shape[1], drop.sinks, drop.recent)
+    warm = protected | (real & (scores >= math.log(drop.keep_above)))
+    keep = warm.sum(1).tolist()
+    keep_all = drop.keep_all or [False] * len(keep)
+    return [n if everything else k for k, n, everything in zip(keep, lengths.tolist(), keep_all)]
+
+
+def keep_order(scores: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor, width: int, sinks: int,
+               recent: int) -> torch.Tensor:
+    """[B, T] scores -> [B, T'] indices of each row's kept tokens in position order (T' = width,
+    the most any row keeps; a row keeping fewer repeats its last kept index as padding). The protected tokens
     (first `sinks`, last `recent`, at least the last) first, then the warmest."""
     t = scores.shape[1]
     j = torch.arange(t, device=scores.device)[None, :]
-    real = j < lengths[:, None]
-    protected = real & ((j < sinks) | (j >= lengths[:, None] - max(1, recent)))
+    real, protected = protected_tokens(lengths, t, sinks, recent)
     ranked = torch.where(protected, torch.inf, torch.where(real, scores.float(), -torch.inf))
     by_warmth = torch.sort(ranked, dim=1, descending=True, stable=True).indices
     rank = torch.empty_like(by_warmth).scatter_(1, by_warmth, j.expand_as(by_warmth).contiguous())
     kept = rank < keep[:, None]
-    order = torch.where(kept, j, t + j).argsort(1)[:, : int(keep.max())]  # kept first, by position
+    order = torch.where(kept, j, t + j).argsort(1)[:, :width]  # kept first, by position
     last = (keep - 1).clamp(min=0)[:, None]
     pad = torch.arange(order.shape[1], device=order.device)[None, :] >= keep[:, None]
     return torch.where(pad, order.gather(1, last), order)
@@ -85,9 +112,10 @@ def drop_cold_tokens(model, cache: TemperatureKVCache, batch: CacheBatch, drop: 
     """Decide before layer `drop.layers`, compact the layers before it, and return the forward's
     state for the kept tokens: (x, cos, sin, batch, fresh_mask) with T' = the most any row keeps."""
     layers = model.model.layers
-    keep = torch.tensor(drop.keep, dtype=torch.long, device=x.device)
     scores = step_one_scores(layers, cache, batch, drop.layers, x)
-    order = keep_order(scores, batch.num_new, keep, drop.sinks, drop.recent)  # [B, T']
+    drop.kept = keep_counts(drop, scores, batch.num_new)
+    keep = torch.tensor(drop.kept, dtype=torch.long, device=x.device)
+    order = keep_order(scores, batch.num_new, keep, max(drop.kept), drop.sinks, drop.recent)  # [B, T']
     cache.compact_prompts(drop.layers, batch.rows, order, keep, batch.input_ids.shape[1])
     kept = kept_batch(batch, order, keep, cache)
     t2 = order.shape[1]

@@ -39,6 +39,11 @@ class ReasoningConfig:
     """After prefill, keep only this many of the prompt's entries, the warmest by temperature
     (sinks and recent entries always stay): a share of the prompt if <= 1, a count if > 1. None
     keeps them all. The prompt is where long inputs spend their cache (docs/gsot.md)."""
+    kv_keep_above: float | None = None
+    """Instead of a fixed budget: after prefill keep the prompt entries whose temperature (max
+    over layers) is at least this, and the sinks and recent entries; the rest leave. The share
+    kept then follows the prompt: all of a short task that needs all of it, little of a long
+    one that is mostly distractors. Exclusive with kv_budget."""
     kv_budget_layer: int | None = None
     """With kv_budget and the ttm evictor: decide the budget inside prefill, after this many
     layers (the paper's Algorithm 1, integrated token processing), from the temperatures of
@@ -90,9 +95,16 @@ class ReasoningConfig:
                   "epsilon", "temperature")
         if self.kv_budget is not None and not self.kv_budget > 0:
             raise ValueError(f"kv_budget must be > 0 (a share <= 1 or a count) or null, got {self.kv_budget}")
+        if self.kv_keep_above is not None:
+            if self.kv_budget is not None:
+                raise ValueError("set kv_budget (a fixed share) or kv_keep_above (a temperature), not both")
+            if not self.kv_keep_above > 0:
+                raise ValueError(f"kv_keep_above must be > 0 or null, got {self.kv_keep_above}")
+            if self.kv_evictor != "ttm":
+                raise ValueError("kv_keep_above is a temperature: it needs kv_evictor 'ttm'")
         if self.kv_budget_layer is not None:
-            if self.kv_budget is None or self.kv_evictor != "ttm":
-                raise ValueError("kv_budget_layer needs kv_budget and kv_evictor 'ttm' (it drops by temperature)")
+            if (self.kv_budget is None and self.kv_keep_above is None) or self.kv_evictor != "ttm":
+                raise ValueError("kv_budget_layer needs kv_budget or kv_keep_above, and kv_evictor 'ttm' (it drops by temperature)")
             if self.kv_budget_layer < 1:
                 raise ValueError(f"kv_budget_layer must be >= 1 or null, got {self.kv_budget_layer}")
         if not 0.0 < self.answer_confidence <= 1.0:

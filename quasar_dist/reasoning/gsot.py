@@ -42,10 +42,14 @@ class GsotPolicy(Policy):
         seq, cfg = task.seq, self.config
         current = None  # (positions, tau): read only for the settings that need them
         # the prompt's budget, after prefill (unless prefill already dropped to it: kv_budget_layer)
-        budget = cfg.kv_budget if seq.num_steps == 0 and seq.prefill_budget is None else None
-        if cfg.evict_below > 0 or cfg.epsilon > 0 or budget is not None:
+        prompt_rule = seq.num_steps == 0 and seq.prefill_budget is None
+        budget = cfg.kv_budget if prompt_rule else None
+        keep_above = cfg.kv_keep_above if prompt_rule else None
+        if cfg.evict_below > 0 or cfg.epsilon > 0 or budget is not None or keep_above is not None:
             positions, tau = self.engine.temperatures(seq)
             keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
+            if keep_above is not None:  # the same rule as prefill dropping's (max over layers)
+                keep &= keep_mask(self.engine.keep_scores(seq), keep_above, cfg.sink_tokens, max(1, cfg.recent_tokens))
             if budget is not None:
                 warmth = self.engine.keep_scores(seq) if cfg.kv_evictor == "ttm" else tau
                 scores = entry_scores(cfg.kv_evictor, self.engine.runner.model, seq.prompt_ids, warmth,

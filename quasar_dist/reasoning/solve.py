@@ -96,11 +96,13 @@ def check_budget_layer(model, config: ReasoningConfig) -> None:
 
 
 def prefill_budget(config: ReasoningConfig, n: int) -> PrefillBudget | None:
-    """GSoT with kv_budget_layer: the prompt keeps budget_count entries, decided in prefill."""
+    """GSoT with kv_budget_layer: the prompt keeps budget_count entries (or those warmer than
+    kv_keep_above), decided in prefill."""
     if config.mode != "gsot" or config.kv_budget_layer is None:
         return None
-    keep = budget_count(n, config.kv_budget, config.sink_tokens, config.recent_tokens)
-    return PrefillBudget(keep=keep, layers=config.kv_budget_layer, sinks=config.sink_tokens, recent=config.recent_tokens)
+    keep = None if config.kv_budget is None else budget_count(n, config.kv_budget, config.sink_tokens, config.recent_tokens)
+    return PrefillBudget(keep=keep, layers=config.kv_budget_layer, sinks=config.sink_tokens, recent=config.recent_tokens,
+                         keep_above=config.kv_keep_above)
 
 
 @contextmanager
