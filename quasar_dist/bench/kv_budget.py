@@ -30,15 +30,17 @@ METHODS = (*EVICTORS, PREFILL)
 
 
 def evicting(base: ReasoningConfig, method: str, budget: float | None, model_guidance: str,
-             prefill_layer: int = PREFILL_LAYER) -> ReasoningConfig:
+             prefill_layer: int = PREFILL_LAYER, keep_above: float | None = None) -> ReasoningConfig:
     """Greedy decoding with only the prompt budget on (no backtracking, no probes); every method
     keeps the first token and the last 8 (what training protects) and fills the rest of the
-    budget by its own ranking. `ttm_prefill` is `ttm` decided inside prefill, so that the
-    layers after `prefill_layer` never compute the dropped tokens."""
+    budget by its own ranking (`ttm` alone may take a temperature threshold `keep_above`
+    instead of a budget). `ttm_prefill` is `ttm` decided inside prefill, so that the layers
+    after `prefill_layer` never compute the dropped tokens."""
     ttm = method in ("ttm", PREFILL)
-    return replace(base, mode="gsot", kv_budget=budget, kv_evictor="ttm" if ttm else method, backtrack_below=0.0,
-                   answer_confidence=1.0, epsilon=0.0, evict_below=0.0, guidance=model_guidance if ttm else "off",
-                   sink_tokens=1, recent_tokens=8, kv_budget_layer=prefill_layer if method == PREFILL else None)
+    return replace(base, mode="gsot", kv_budget=budget, kv_keep_above=keep_above, kv_evictor="ttm" if ttm else method,
+                   backtrack_below=0.0, answer_confidence=1.0, epsilon=0.0, evict_below=0.0,
+                   guidance=model_guidance if ttm else "off", sink_tokens=1, recent_tokens=8,
+                   kv_budget_layer=prefill_layer if method == PREFILL else None)
 
 
 def kv_budget_curve(model, tokenizer, tasks: list[dict], base: ReasoningConfig, png: Path | None = None,

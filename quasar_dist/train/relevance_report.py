@@ -5,10 +5,14 @@
 - greedy CoT accuracy with the full cache (guidance off and the checkpoint's guidance);
 - the same greedy decoding with all but the warmest `kv_budget` of the prompt's entries evicted
   right after prefill (the first token and the last 8 kept, as in training; GSoT with nothing
-  else on: no backtracking, no probes), and the share of prompt entries it kept, per budget.
+  else on: no backtracking, no probes), and the share of prompt entries it kept, per budget;
+  the same with `kv_keep_above` thresholds instead of budgets; with `--prefill-layer L` both
+  are decided inside prefill after L layers (Algorithm 1), and `flops_ratio_*` is each
+  setting's counted FLOPs over CoT's with the full cache.
 
     python -m quasar_dist.train.relevance_report [--model tiny] [--n 100] [--distractors 0 10 20 40]
-                                                 [--kv-budget 0.25 0.35] [--json docs/relevance.json]
+                                                 [--kv-budget 0.25 0.35] [--keep-above 1.0]
+                                                 [--prefill-layer 1] [--json docs/relevance.json]
 """
 from __future__ import annotations
 
@@ -17,48 +21,53 @@ import json
 
 import torch
 
+from quasar_dist.bench.kv_budget import PREFILL, evicting
 from quasar_dist.bench.relevance import relevance_auroc
-from quasar_dist.data.answers import answers_match
+from quasar_dist.bench.workload import run_reasoning
 from quasar_dist.data.tasks import make_tasks
 from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
 from quasar_dist.reasoning.config import ReasoningConfig
-from quasar_dist.reasoning.solve import solve_prompts
 
 from .heldout import HELDOUT_SEED
 
 
-def accuracy_and_kept(model, tokenizer, tasks: list[dict], config: ReasoningConfig) -> tuple[float, float]:
-    rows = solve_prompts(model, tokenizer, [t["prompt"] for t in tasks], config)
-    right = sum(answers_match(r["answer"], t["answer"]) for r, t in zip(rows, tasks))
-    prompt = sum(r["prompt_tokens"] for r in rows)
-    evicted = sum(r["kv_evicted"] for r in rows)
-    return right / len(tasks), 1.0 - evicted / max(1, prompt)
+def measure(model, tokenizer, tasks: list[dict], config: ReasoningConfig) -> tuple[float, float, float]:
+    """(accuracy, share of prompt entries kept, counted FLOPs per task)."""
+    result = run_reasoning(model, tokenizer, tasks, config)
+    prompt = sum(r["prompt_tokens"] for r in result.rows)
+    evicted = sum(r["kv_evicted"] for r in result.rows)
+    return result.accuracy, 1.0 - evicted / max(1, prompt), result.flops / len(tasks)
 
 
-def evicting_config(kv_budget: float) -> ReasoningConfig:
-    """GSoT with only the prompt budget on: greedy, no backtracking, no trial probes; the
-    protected entries are the ones training protects (the first token, the last 8)."""
-    return ReasoningConfig(mode="gsot", kv_budget=kv_budget, backtrack_below=0.0, max_new_tokens=128,
-                           max_batch_size=64, sink_tokens=1, recent_tokens=8)
+def evicting_config(guidance: str, kv_budget: float | None = None, keep_above: float | None = None,
+                    prefill_layer: int | None = None) -> ReasoningConfig:
+    """GSoT with only the prompt's rule on (a budget or a threshold, after prefill or inside
+    it), as the kv_budget curve runs it (bench/kv_budget.py `evicting`)."""
+    method = "ttm" if prefill_layer is None else PREFILL
+    return evicting(ReasoningConfig(max_new_tokens=128, max_batch_size=64), method, kv_budget, guidance,
+                    prefill_layer=prefill_layer, keep_above=keep_above)
 
 
 def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budgets=(0.25,),
-                     seed: int = HELDOUT_SEED) -> dict:
+                     seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None) -> dict:
     folder = resolve_model_path(model_name)
     model = load_model(folder)
     tokenizer = TextTokenizer.from_folder(folder, model.config)
     guidance = model.config.guidance
     report = {"model": str(model_name), "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
-              "ttm_context": model.config.ttm_context, "rows": []}
+              "keep_above": list(keep_above), "prefill_layer": prefill_layer, "ttm_context": model.config.ttm_context,
+              "rows": []}
+    rules = [(f"{b}", evicting_config(guidance, kv_budget=b, prefill_layer=prefill_layer)) for b in kv_budgets]
+    rules += [(f"above_{a}", evicting_config(guidance, keep_above=a, prefill_layer=prefill_layer)) for a in keep_above]
     for kind in ("arith", "logic"):
         for d in distractors:
             tasks = make_tasks(kind, n, seed, "test", distractors=d)
             row = {"kind": kind, "distractors": d}
-            row["cot_off"], _ = accuracy_and_kept(model, tokenizer, tasks, ReasoningConfig(mode="cot", guidance="off", max_new_tokens=128, max_batch_size=64))
-            row[f"cot_{guidance}"], _ = accuracy_and_kept(model, tokenizer, tasks, ReasoningConfig(mode="cot", guidance=guidance, max_new_tokens=128, max_batch_size=64))
-            for budget in kv_budgets:
-                row[f"evicted_accuracy_{budget}"], row[f"kept_fraction_{budget}"] = accuracy_and_kept(
-                    model, tokenizer, tasks, evicting_config(budget))
+            row["cot_off"], _, cot_flops = measure(model, tokenizer, tasks, ReasoningConfig(mode="cot", guidance="off", max_new_tokens=128, max_batch_size=64))
+            row[f"cot_{guidance}"], _, _ = measure(model, tokenizer, tasks, ReasoningConfig(mode="cot", guidance=guidance, max_new_tokens=128, max_batch_size=64))
+            for label, config in rules:
+                row[f"evicted_accuracy_{label}"], row[f"kept_fraction_{label}"], flops = measure(model, tokenizer, tasks, config)
+                row[f"flops_ratio_{label}"] = flops / cot_flops
             if d > 0:
                 row |= relevance_auroc(model, tokenizer, tasks)
             report["rows"].append(row)
@@ -71,12 +80,15 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--distractors", type=int, nargs="+", default=[0, 10, 20, 40])
-    parser.add_argument("--kv-budget", type=float, nargs="+", default=[0.25])
+    parser.add_argument("--kv-budget", type=float, nargs="*", default=[0.25])
+    parser.add_argument("--keep-above", type=float, nargs="*", default=[], help="kv_keep_above thresholds (temperatures)")
+    parser.add_argument("--prefill-layer", type=int, default=None, help="decide inside prefill after this many layers")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    report = relevance_report(args.model, args.n, args.distractors, args.kv_budget, args.seed)
+    report = relevance_report(args.model, args.n, args.distractors, args.kv_budget, args.seed, args.keep_above,
+                              args.prefill_layer)
     if args.json:
         with open(args.json, "w") as f:
             f.write(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,52 @@
+"""The measuring tools of issues #14/#15 run end to end on a small random model (ttm_context
+last, so every setting, prefill dropping included, is exercised): the held-out relevance report
+and the calibration of GSoT defaults on the validation split."""
+import json
+
+import pytest
+import torch
+
+from quasar_dist.bench.calibrate import admissible, calibrate, candidates, held_out, task_sets
+from quasar_dist.model import TextTokenizer, load_model
+from quasar_dist.parallel.toy_model import write_toy_model
+from quasar_dist.reasoning.config import ReasoningConfig
+from quasar_dist.train.relevance_report import relevance_report
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    folder = write_toy_model(tmp_path_factory.mktemp("toy"), num_layers=3)
+    model = load_model(folder)
+    assert model.config.ttm_context == "last"
+    return folder, model, TextTokenizer.from_folder(folder, model.config)
+
+
+def test_relevance_report_measures_budgets_thresholds_and_prefill_dropping(toy):
+    folder, _, _ = toy
+    report = relevance_report(str(folder), n=2, distractors=(0, 4), kv_budgets=(0.5,), keep_above=(1.0,), prefill_layer=1)
+    assert json.loads(json.dumps(report))["prefill_layer"] == 1
+    rows = report["rows"]
+    assert [(r["kind"], r["distractors"]) for r in rows] == [("arith", 0), ("arith", 4), ("logic", 0), ("logic", 4)]
+    for r in rows:
+        assert 0.0 <= r["evicted_accuracy_0.5"] <= 1.0 and 0.0 < r["kept_fraction_0.5"] < 1.0
+        assert r["flops_ratio_0.5"] < 1.0  # dropped in prefill: cheaper than CoT with the full cache
+        assert 0.0 < r["kept_fraction_above_1.0"] <= 1.0
+    assert all("auroc_layer_mean" in r for r in rows if r["distractors"] > 0)
+
+
+def test_calibration_picks_on_validation_and_reports_test(toy):
+    _, model, tokenizer = toy
+    sets = task_sets(2, "val", 11)
+    assert {t["id"].split("-")[1] for s in sets.values() for t in s} == {"val"}
+    assert len(candidates(3, "last")) > len(candidates(3, "mean"))  # prefill layers need "last"
+    base = ReasoningConfig(max_new_tokens=24, max_batch_size=8)
+    torch.manual_seed(0)
+    grid = [candidates(3, "last")[i] for i in (0, 1, 3)]  # defaults, a threshold, the same in prefill
+    result = calibrate(model, tokenizer, 2, base, max_loss=1.0, grid=grid)  # any accuracy passes: a random model
+    assert result["split"] == "val" and [r["name"] for r in result["rows"]] == [name for name, _ in grid]
+    cot = result["cot"]
+    picked = next(r for r in result["rows"] if r["name"] == result["pick"])
+    assert admissible(picked, cot, 1.0)
+    assert all(picked["long"]["flops_per_task"] <= r["long"]["flops_per_task"] for r in result["rows"] if r["admissible"])
+    test = held_out(model, tokenizer, 2, base, result["pick_overrides"])
+    assert test["split"] == "test" and set(test["summary"]) == {"short", "long"}
