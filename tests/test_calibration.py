@@ -13,6 +13,15 @@ from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.train.relevance_report import relevance_report
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and the machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     folder = write_toy_model(tmp_path_factory.mktemp("toy"), num_layers=3)
