@@ -136,11 +136,13 @@ def test_gsot_with_a_budget_layer_counts_the_work_it_skipped():
         assert b["prompt_tokens"] == a["prompt_tokens"] == n
 
 
-def test_threshold_decided_in_prefill_evicts_what_it_would_after_prefill():
+@pytest.mark.parametrize("over_layers", ["max", "mean"])
+def test_threshold_decided_in_prefill_evicts_what_it_would_after_prefill(over_layers):
     """kv_keep_above with kv_budget_layer = layers - 1 ranks by every layer, as the decision
     after prefill does: the same entries go, the last layer computes the kept ones only."""
     model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
-    base = dict(max_new_tokens=12, max_steps=3, kv_keep_above=1.0, sink_tokens=SINKS, recent_tokens=RECENT)
+    base = dict(max_new_tokens=12, max_steps=3, kv_keep_above=1.0, sink_tokens=SINKS, recent_tokens=RECENT,
+                kv_score=over_layers)
     after = solve_prompts(model, tokenizer, PROMPTS, ReasoningConfig(**base))
     inside = solve_prompts(model, tokenizer, PROMPTS, ReasoningConfig(**base, kv_budget_layer=2))
     assert [r["kv_evicted"] for r in inside] == [r["kv_evicted"] for r in after]

@@ -35,14 +35,14 @@ def task_sets(n: int, split: str, seed: int) -> dict[str, list[dict]]:
 
 
 def candidates(num_layers: int, context: str) -> list[tuple[str, dict]]:
-    """Settings tried on top of the ReasoningConfig defaults: the defaults themselves, then a
-    temperature threshold on the prompt (after prefill or inside it) with and without the
-    heat-driven backtracking."""
-    out = [("defaults", {})]
-    layers = [None] + (list(range(1, num_layers)) if context == "last" else [])
-    for above, layer, backtrack in itertools.product((0.1, 0.3, 0.6, 1.0), layers, (0.5, 0.0)):
-        name = f"keep_above {above}" + (f", layer {layer}" if layer else "") + ("" if backtrack else ", no backtrack")
-        out.append((name, {"kv_keep_above": above, "kv_budget_layer": layer, "backtrack_below": backtrack}))
+    """Settings tried on top of the ReasoningConfig defaults: the defaults themselves and without
+    the heat-driven backtracking, then (without it) a temperature threshold on the prompt, after
+    prefill or inside it after 1..2 layers, ranked by the max or the mean over layers."""
+    out = [("defaults", {}), ("no backtrack", {"backtrack_below": 0.0})]
+    layers = [None] + (list(range(1, min(3, num_layers))) if context == "last" else [])
+    for above, layer, score in itertools.product((0.3, 0.6, 1.0), layers, ("max", "mean")):
+        name = f"keep_above {above} ({score})" + (f", layer {layer}" if layer else "")
+        out.append((name, {"kv_keep_above": above, "kv_budget_layer": layer, "kv_score": score, "backtrack_below": 0.0}))
     return out
 
 

@@ -130,9 +130,10 @@ class Engine:
         """(positions [n], temperature [n], mean over layers) of the live entries, on the CPU."""
         return self.runner.temperatures_of(seq.slot)
 
-    def keep_scores(self, seq: Sequence) -> torch.Tensor:
-        """[n] the live entries' max temperature over layers, on the CPU: the budget's ranking."""
-        return self.runner.keep_scores_of(seq.slot)
+    def keep_scores(self, seq: Sequence, over_layers: str = "max") -> torch.Tensor:
+        """[n] the live entries' temperature over layers (max or geometric mean), on the CPU:
+        the budget's ranking."""
+        return self.runner.keep_scores_of(seq.slot, over_layers)
 
     def evict(self, seq: Sequence, keep: torch.Tensor) -> int:
         """Drop live entries where keep [n] is False; they are never attended again."""

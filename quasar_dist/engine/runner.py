@@ -101,9 +101,9 @@ class ModelRunner:
     def rollback(self, slot: int, snap: SlotSnapshot) -> None:
         self.cache.rollback(slot, snap)
 
-    def keep_scores_of(self, slot: int) -> torch.Tensor:
-        """Max-over-layers temperature of the slot's live entries, CPU (a copy)."""
-        return self.cache.keep_score(slot).to("cpu", copy=True)
+    def keep_scores_of(self, slot: int, over_layers: str = "max") -> torch.Tensor:
+        """The slot's live entries' temperature over layers (max or geometric mean), CPU (a copy)."""
+        return self.cache.keep_score(slot, over_layers).to("cpu", copy=True)
 
     def temperatures_of(self, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions [n], mean-over-layers temperature [n]) of the slot's live entries, CPU."""
@@ -125,9 +125,11 @@ def prefill_drop_of(budgets: list[PrefillBudget | None], feeds: list[list[int]])
     first = next(b for b in budgets if b is not None)
     if first.keep is None:
         return PrefillDrop(layers=first.layers, keep=None, sinks=first.sinks, recent=first.recent,
-                           keep_above=first.keep_above, keep_all=[b is None for b in budgets])
+                           keep_above=first.keep_above, keep_all=[b is None for b in budgets],
+                           over_layers=first.over_layers)
     keep = [len(f) if b is None else min(len(f), b.keep) for b, f in zip(budgets, feeds)]
-    return PrefillDrop(layers=first.layers, keep=keep, sinks=first.sinks, recent=first.recent)
+    return PrefillDrop(layers=first.layers, keep=keep, sinks=first.sinks, recent=first.recent,
+                       over_layers=first.over_layers)
 
 
 def to_host(*tensors: torch.Tensor) -> list[list[float]]:

@@ -68,6 +68,7 @@ class PrefillBudget:
     sinks: int
     recent: int
     keep_above: float | None = None
+    over_layers: str = "max"
 
 
 @dataclass(frozen=True, slots=True)

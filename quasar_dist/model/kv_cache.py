@@ -30,6 +30,16 @@ import torch
 from .cache_batch import CacheBatch
 
 DEAD = float("-inf")
+SCORES = ("max", "mean")
+
+
+def combine_layers(log_tau: torch.Tensor, over_layers: str) -> torch.Tensor:
+    """[L, ...] log temperatures -> [...]: their max or their mean over layers."""
+    if over_layers == "max":
+        return log_tau.amax(0)
+    if over_layers == "mean":
+        return log_tau.mean(0)
+    raise ValueError(f"unknown layer combination {over_layers!r} (use one of {', '.join(SCORES)})")
 
 
 @dataclass(slots=True)
@@ -199,11 +209,12 @@ class TemperatureKVCache:
         n = int(self.length[slot])
         return self.log_tau[:, slot, :n].exp().mean(0)
 
-    def keep_score(self, slot: int) -> torch.Tensor:
-        """Max temperature over layers of each live entry: [length]. An entry some layer still
-        wants stays warm; what budgeted eviction ranks by (one decision for every layer)."""
+    def keep_score(self, slot: int, over_layers: str = "max") -> torch.Tensor:
+        """Each live entry's temperature over layers, as budgeted eviction ranks it (one
+        decision for every layer): the max (an entry some layer still wants stays warm) or the
+        geometric mean ("mean": the mean log temperature). [length]."""
         n = int(self.length[slot])
-        return self.log_tau[:, slot, :n].amax(0).exp()
+        return combine_layers(self.log_tau[:, slot, :n], over_layers).exp()
 
     def compact_prompts(self, layers: int, rows: torch.Tensor, order: torch.Tensor, keep: torch.Tensor, t: int) -> None:
         """Layers [0, layers) of fresh prompts written at entries [0, t): keep entry order[b, i]

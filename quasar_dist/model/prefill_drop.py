@@ -4,8 +4,8 @@ layers neither compute them as queries nor store their keys and values (LazyLLM,
 GemFilter do the same with other scores).
 
 The decision is the budget's (reasoning/signals.py budget_keep_mask), made earlier: each prompt
-token is ranked by its largest temperature over layers 0..`layers` under the context step 1
-will see (each layer's input at the prompt's last token; ModelConfig.ttm_context "last"). Layer
+token is ranked by its largest (`over_layers` "max") or mean log temperature over layers
+0..`layers` under the context step 1 will see (each layer's input at the prompt's last token; ModelConfig.ttm_context "last"). Layer
 `layers` itself contributes the temperatures of its input (the TTM needs only that), then runs
 on the kept tokens: with `layers` = 1 only layer 0 computes the whole prompt, and the ranking
 already has one layer of attention behind it.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .cache_batch import CacheBatch
-from .kv_cache import TemperatureKVCache
+from .kv_cache import TemperatureKVCache, combine_layers
 from .ttm import stacked_context, stacked_log_temperature
 
 
@@ -40,6 +40,8 @@ class PrefillDrop:
     keep_above: float | None = None
     """Temperature threshold (with keep None); rows in `keep_all` keep everything."""
     keep_all: list[bool] | None = None
+    over_layers: str = "max"
+    """How the layers' temperatures combine into a token's score (kv_cache.combine_layers)."""
     kept: list[int] | None = None
     """Filled by the forward: the entries each row kept."""
 
@@ -92,27 +94,28 @@ def keep_order(scores: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor, 
 
 
 @torch.no_grad()
-def step_one_scores(layers, cache: TemperatureKVCache, batch: CacheBatch, upto: int, x: torch.Tensor) -> torch.Tensor:
-    """[B, T] max over layers 0..upto of each prompt token's log temperature under step 1's
+def step_one_scores(layers, cache: TemperatureKVCache, batch: CacheBatch, upto: int, x: torch.Tensor,
+                    over_layers: str = "max") -> torch.Tensor:
+    """[B, T] max (or mean) over layers 0..upto of each prompt token's log temperature under step 1's
     context (the layer input of the row's last prompt token): layers < upto from what they
     wrote to the cache, layer `upto` from its input x (the output of the layers before it)."""
     ttms = [layer.ttm for layer in layers[:upto]]
     t = batch.input_ids.shape[1]
     c = cache.pend_last[:upto].index_select(1, batch.rows)  # [l, B, d]
     ah = cache.ah[:upto].index_select(1, batch.rows)[:, :, :t]  # [l, B, T, r]
-    done = stacked_log_temperature(ttms, ah, stacked_context(ttms, c).unsqueeze(2)).amax(0)
+    done = stacked_log_temperature(ttms, ah, stacked_context(ttms, c).unsqueeze(2))  # [l, B, T]
     hn = layers[upto].input_layernorm(x)
     last = hn[torch.arange(x.shape[0], device=x.device), (batch.num_new - 1).clamp(min=0)]  # [B, d]
     ttm = layers[upto].ttm
     own = ttm.log_temperature(ttm.project(hn), ttm.context(last).unsqueeze(1))  # [B, T]
-    return torch.maximum(done, own.float())
+    return combine_layers(torch.cat([done.float(), own.float().unsqueeze(0)]), over_layers)
 
 
 def drop_cold_tokens(model, cache: TemperatureKVCache, batch: CacheBatch, drop: PrefillDrop, x, cos, sin):
     """Decide before layer `drop.layers`, compact the layers before it, and return the forward's
     state for the kept tokens: (x, cos, sin, batch, fresh_mask) with T' = the most any row keeps."""
     layers = model.model.layers
-    scores = step_one_scores(layers, cache, batch, drop.layers, x)
+    scores = step_one_scores(layers, cache, batch, drop.layers, x, drop.over_layers)
     drop.kept = keep_counts(drop, scores, batch.num_new)
     keep = torch.tensor(drop.kept, dtype=torch.long, device=x.device)
     order = keep_order(scores, batch.num_new, keep, max(drop.kept), drop.sinks, drop.recent)  # [B, T']

@@ -44,6 +44,11 @@ class ReasoningConfig:
     over layers) is at least this, and the sinks and recent entries; the rest leave. The share
     kept then follows the prompt: all of a short task that needs all of it, little of a long
     one that is mostly distractors. Exclusive with kv_budget."""
+    kv_score: Literal["max", "mean"] = "max"
+    """How an entry's temperatures in the layers combine into the one score ttm eviction ranks
+    and thresholds: the max (an entry any layer wants stays; what eviction-in-the-loop training
+    decides by) or the geometric mean (the mean log temperature). Inside prefill, over the
+    layers computed so far."""
     kv_budget_layer: int | None = None
     """With kv_budget and the ttm evictor: decide the budget inside prefill, after this many
     layers (the paper's Algorithm 1, integrated token processing), from the temperatures of
@@ -95,6 +100,8 @@ class ReasoningConfig:
                   "epsilon", "temperature")
         if self.kv_budget is not None and not self.kv_budget > 0:
             raise ValueError(f"kv_budget must be > 0 (a share <= 1 or a count) or null, got {self.kv_budget}")
+        if self.kv_score not in ("max", "mean"):
+            raise ValueError(f"kv_score must be max or mean, got {self.kv_score!r}")
         if self.kv_keep_above is not None:
             if self.kv_budget is not None:
                 raise ValueError("set kv_budget (a fixed share) or kv_keep_above (a temperature), not both")

@@ -49,9 +49,10 @@ class GsotPolicy(Policy):
             positions, tau = self.engine.temperatures(seq)
             keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
             if keep_above is not None:  # the same rule as prefill dropping's (max over layers)
-                keep &= keep_mask(self.engine.keep_scores(seq), keep_above, cfg.sink_tokens, max(1, cfg.recent_tokens))
+                keep &= keep_mask(self.engine.keep_scores(seq, cfg.kv_score), keep_above, cfg.sink_tokens,
+                                  max(1, cfg.recent_tokens))
             if budget is not None:
-                warmth = self.engine.keep_scores(seq) if cfg.kv_evictor == "ttm" else tau
+                warmth = self.engine.keep_scores(seq, cfg.kv_score) if cfg.kv_evictor == "ttm" else tau
                 scores = entry_scores(cfg.kv_evictor, self.engine.runner.model, seq.prompt_ids, warmth,
                                       seed=seq.sampling.seed)  # per task, from its prompt
                 keep &= budget_keep_mask(scores, budget, cfg.sink_tokens, cfg.recent_tokens)

@@ -102,7 +102,7 @@ def prefill_budget(config: ReasoningConfig, n: int) -> PrefillBudget | None:
         return None
     keep = None if config.kv_budget is None else budget_count(n, config.kv_budget, config.sink_tokens, config.recent_tokens)
     return PrefillBudget(keep=keep, layers=config.kv_budget_layer, sinks=config.sink_tokens, recent=config.recent_tokens,
-                         keep_above=config.kv_keep_above)
+                         keep_above=config.kv_keep_above, over_layers=config.kv_score)
 
 
 @contextmanager
