@@ -22,18 +22,22 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50, help="tasks per kind (half at 20, half at 40 distractors)")
     parser.add_argument("--json", default="docs/kv_budget.json")
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.1, 0.25, 0.5])
+    parser.add_argument("--score", choices=["max", "mean"], default="max", help="ttm's combination over layers (kv_score)")
+    parser.add_argument("--prefill-layer", type=int, default=1, help="ttm_prefill decides after this many layers")
     args = parser.parse_args()
     torch.set_num_threads(2)
     folder = resolve_model_path(args.model)
     model = load_model(folder)
     tokenizer = TextTokenizer.from_folder(folder, model.config)
     tasks = long_tasks(args.n)
-    base = ReasoningConfig(max_new_tokens=128, max_batch_size=64)
-    rows = kv_budget_curve(model, tokenizer, tasks, base, Path(args.json).with_suffix(".png"), budgets=tuple(args.budgets))
+    base = ReasoningConfig(max_new_tokens=128, max_batch_size=64, kv_score=args.score)
+    rows = kv_budget_curve(model, tokenizer, tasks, base, Path(args.json).with_suffix(".png"), budgets=tuple(args.budgets),
+                           prefill_layer=args.prefill_layer)
     for r in rows:
         print(f"{r['method']:>9} {r['budget']:>5} acc {r['accuracy']:.3f} MFLOP/task {r['flops_per_task'] / 1e6:8.2f} "
               f"wall {r['wall_s']:6.2f}s kept {r['kv_kept_fraction']:.3f} by kind {r['accuracy_by_kind']}")
-    Path(args.json).write_text(json.dumps({"model": args.model, "tasks": len(tasks), "rows": rows}, indent=2) + "\n")
+    Path(args.json).write_text(json.dumps({"model": args.model, "tasks": len(tasks), "kv_score": args.score,
+                                           "prefill_layer": args.prefill_layer, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

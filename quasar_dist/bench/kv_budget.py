@@ -44,7 +44,7 @@ def evicting(base: ReasoningConfig, method: str, budget: float | None, model_gui
 
 
 def kv_budget_curve(model, tokenizer, tasks: list[dict], base: ReasoningConfig, png: Path | None = None,
-                    budgets=BUDGETS, methods=None) -> list[dict]:
+                    budgets=BUDGETS, methods=None, prefill_layer: int = PREFILL_LAYER) -> list[dict]:
     """methods: every baseline, and ttm_prefill where the model allows it (ttm_context last)."""
     if methods is None:
         methods = METHODS if model.config.ttm_context == "last" else EVICTORS
@@ -53,7 +53,7 @@ def kv_budget_curve(model, tokenizer, tasks: list[dict], base: ReasoningConfig, 
     rows.append(_row("full", 1.0, full, tasks))
     for method in methods:
         for budget in budgets:
-            result = run_reasoning(model, tokenizer, tasks, evicting(base, method, budget, model.config.guidance))
+            result = run_reasoning(model, tokenizer, tasks, evicting(base, method, budget, model.config.guidance, prefill_layer))
             rows.append(_row(method, budget, result, tasks))
     if png is not None:
         plot_pareto(rows, png)
