@@ -81,17 +81,18 @@ def test_continued_training_with_eviction_in_the_loop(model, tmp_path):
 
 
 def test_relevance_supervised_recipe_trains_on_labelled_prompt_tokens(model, tmp_path):
-    """The stage-3 recipe (configs/train/tiny_guided.yaml), a few steps: one forward per step and
-    the relevance term on every step (its labels come from the distractor tasks' spans)."""
+    """The stage-3 recipe (configs/train/tiny_guided.yaml), a few steps: the relevance term on
+    every step (its labels come from the distractor tasks' spans), one forward per step until
+    evict_from_step, then eviction in the loop under the TTM's own decisions."""
     cfg = load_config(TrainConfig, "configs/train/tiny_guided.yaml", {
         "output_dir": str(tmp_path / "run"), "init_from": model, "train_tasks_per_kind": 40,
         "distractors": [2, 6], "distractor_share": 1.0, "val_tasks_per_kind": 2, "val_distractors": 4,
-        "batch_size": 4, "max_steps": 3, "eval_every": 1000, "checkpoint_every": 1000, "warmup_steps": 1,
-        "threads": 1})
+        "batch_size": 4, "max_steps": 4, "evict_from_step": 2, "guidance_off_fraction": 0.0, "eval_every": 1000,
+        "checkpoint_every": 1000, "warmup_steps": 1, "threads": 1})
     train(cfg)
     history = [h for h in json.loads((tmp_path / "run" / "history.json").read_text()) if "loss" in h]
-    assert len(history) == 3 and all(0.0 < h["relevance_loss"] < 10.0 for h in history)
-    assert not any("kept" in h for h in history)  # no eviction in the loop: one forward
+    assert len(history) == 4 and all(0.0 < h["relevance_loss"] < 10.0 for h in history)
+    assert ["kept" in h for h in history] == [False, False, True, True]  # evicting from step 2 on
 
 
 def test_bad_recipe_is_one_line(tmp_path):

@@ -100,6 +100,9 @@ class TrainConfig:
     keep_target: float | None = None
     """Eviction in the loop (train/losses.py RelaxedEviction): the share of decided prompt
     entries the budget loss lets the steps keep; None trains with the paper's terms only."""
+    evict_from_step: int = 0
+    """Eviction in the loop starts at this step (before it: one forward, e.g. while a supervised
+    TTM learns what to keep, so that the decisions the decoder then trains under make sense)."""
     keep_ramp_steps: int = 1000
     """Steps over which the budget tightens from 1.0 to keep_target."""
     lambda_budget: float = 1.0

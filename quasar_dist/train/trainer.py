@@ -196,7 +196,7 @@ def train(cfg: TrainConfig) -> Path:
         picked = [mine[i] for i in next(batches)]
         ids, seg, loss_mask = (t.to(engine.device) for t in collate([encoded[i] for i in picked], newline_id))
         model.guidance = "off" if rng.random() < cfg.guidance_off_fraction else cfg.guidance
-        evicting = cfg.keep_target is not None and model.guidance != "off"
+        evicting = cfg.keep_target is not None and model.guidance != "off" and step >= cfg.evict_from_step
         eviction = RelaxedEviction(seg, (seg == 0).sum(1), sinks=cfg.protect_sinks, window=cfg.protect_window,
                                    gamma=cfg.evict_gamma, tau_max=cfg.model.tau_max, generator=noise) if evicting else None
         logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
