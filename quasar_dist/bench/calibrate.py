@@ -36,9 +36,12 @@ def task_sets(n: int, split: str, seed: int) -> dict[str, list[dict]]:
 
 def candidates(num_layers: int, context: str) -> list[tuple[str, dict]]:
     """Settings tried on top of the ReasoningConfig defaults: the defaults themselves and without
-    the heat-driven backtracking, then (without it) a temperature threshold on the prompt, after
-    prefill or inside it after 1..2 layers, ranked by the max or the mean over layers."""
+    the heat-driven backtracking, a DEER-style exit (a trial answer at every boundary, stop when
+    its probability reaches the threshold), then (without backtracking) a temperature threshold
+    on the prompt, after prefill or inside it after 1..2 layers, ranked by the max or the mean
+    over layers."""
     out = [("defaults", {}), ("no backtrack", {"backtrack_below": 0.0})]
+    out += [(f"trial answers {c} (DEER-style exit)", {"answer_confidence": c, "backtrack_below": 0.0}) for c in (0.99, 0.999)]
     layers = [None] + (list(range(1, min(3, num_layers))) if context == "last" else [])
     for above, layer, score in itertools.product((0.3, 0.6, 1.0), layers, ("max", "mean")):
         name = f"keep_above {above} ({score})" + (f", layer {layer}" if layer else "")
