@@ -3,14 +3,14 @@ layers, the prompt tokens that a KV budget would evict leave the active set, so 
 layers neither compute them as queries nor store their keys and values (LazyLLM, FastV and
 GemFilter do the same with other scores).
 
-The decision is the budget's (reasoning/signals.py budget_keep_mask), made earlier: each prompt
-token is ranked by its largest (`over_layers` "max") or mean log temperature over layers
-0..`layers` under the context step 1 will see (each layer's input at the prompt's last token; ModelConfig.ttm_context "last"). Layer
-`layers` itself contributes the temperatures of its input (the TTM needs only that), then runs
-on the kept tokens: with `layers` = 1 only layer 0 computes the whole prompt, and the ranking
-already has one layer of attention behind it.
-The first `sinks` and last `recent` tokens always stay (the last one must: its logits are the
-prefill's output). After the decision the layers already computed are compacted to the kept
+The decision is the budget's (reasoning/signals.py budget_keep_mask) or the threshold's
+(`keep_above`), made earlier: each prompt token is scored by its largest (`over_layers` "max")
+or mean log temperature over layers 0..`layers` under the context step 1 will see (each
+layer's input at the prompt's last token; ModelConfig.ttm_context "last"). Layer `layers`
+itself contributes the temperatures of its input (the TTM needs only that), then runs on the
+kept tokens: with `layers` = 1 only layer 0 computes the whole prompt, and the scores already
+have one layer of attention behind them. The first `sinks` and last `recent` tokens always stay
+(the last one must: its logits are the prefill's output). After the decision the layers already computed are compacted to the kept
 entries, and the rest of the forward runs on the kept tokens only, at their own RoPE positions,
 so the cache ends in the state an eviction right after prefill would leave, minus the work.
 
