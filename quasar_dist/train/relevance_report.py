@@ -40,25 +40,27 @@ def measure(model, tokenizer, tasks: list[dict], config: ReasoningConfig) -> tup
 
 
 def evicting_config(guidance: str, kv_budget: float | None = None, keep_above: float | None = None,
-                    prefill_layer: int | None = None) -> ReasoningConfig:
+                    prefill_layer: int | None = None, score: str = "max") -> ReasoningConfig:
     """GSoT with only the prompt's rule on (a budget or a threshold, after prefill or inside
     it), as the kv_budget curve runs it (bench/kv_budget.py `evicting`)."""
     method = "ttm" if prefill_layer is None else PREFILL
-    return evicting(ReasoningConfig(max_new_tokens=128, max_batch_size=64), method, kv_budget, guidance,
+    return evicting(ReasoningConfig(max_new_tokens=128, max_batch_size=64, kv_score=score), method, kv_budget, guidance,
                     prefill_layer=prefill_layer, keep_above=keep_above)
 
 
 def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budgets=(0.25,),
-                     seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None) -> dict:
+                     seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None, score: str = "max") -> dict:
     folder = resolve_model_path(model_name)
     model = load_model(folder)
     tokenizer = TextTokenizer.from_folder(folder, model.config)
     guidance = model.config.guidance
     report = {"model": str(model_name), "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
-              "keep_above": list(keep_above), "prefill_layer": prefill_layer, "ttm_context": model.config.ttm_context,
+              "keep_above": list(keep_above), "prefill_layer": prefill_layer, "kv_score": score,
+              "ttm_context": model.config.ttm_context,
               "rows": []}
-    rules = [(f"{b}", evicting_config(guidance, kv_budget=b, prefill_layer=prefill_layer)) for b in kv_budgets]
-    rules += [(f"above_{a}", evicting_config(guidance, keep_above=a, prefill_layer=prefill_layer)) for a in keep_above]
+    rules = [(f"{b}", evicting_config(guidance, kv_budget=b, prefill_layer=prefill_layer, score=score)) for b in kv_budgets]
+    rules += [(f"above_{a}", evicting_config(guidance, keep_above=a, prefill_layer=prefill_layer, score=score))
+              for a in keep_above]
     for kind in ("arith", "logic"):
         for d in distractors:
             tasks = make_tasks(kind, n, seed, "test", distractors=d)
@@ -83,12 +85,13 @@ def main() -> None:
     parser.add_argument("--kv-budget", type=float, nargs="*", default=[0.25])
     parser.add_argument("--keep-above", type=float, nargs="*", default=[], help="kv_keep_above thresholds (temperatures)")
     parser.add_argument("--prefill-layer", type=int, default=None, help="decide inside prefill after this many layers")
+    parser.add_argument("--score", choices=["max", "mean"], default="max", help="temperatures combined over layers (kv_score)")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
     report = relevance_report(args.model, args.n, args.distractors, args.kv_budget, args.seed, args.keep_above,
-                              args.prefill_layer)
+                              args.prefill_layer, args.score)
     if args.json:
         with open(args.json, "w") as f:
             f.write(json.dumps(report, indent=2) + "\n")
