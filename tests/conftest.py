@@ -24,3 +24,13 @@ def model(tmp_path_factory) -> str:
     from quasar_dist.parallel.toy_model import write_toy_model
 
     return str(write_toy_model(tmp_path_factory.mktemp("toy")))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and the machine is shared: a module that runs
+    them marks itself `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,7 +16,9 @@ from quasar_dist.reasoning.signals import budget_keep_mask, keep_mask, max_tempe
 from quasar_dist.util.typed_config import ConfigError, from_dict, load_config
 
 from tolerance import model_bound
-from test_engine import PROMPTS, WORDS, make_tokenizer, one_thread, random_model, tiny_config  # noqa: F401 (one_thread: autouse fixture)
+from test_engine import PROMPTS, WORDS, make_tokenizer, random_model, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 W = {w: i for i, w in enumerate(WORDS)}

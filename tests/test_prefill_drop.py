@@ -19,12 +19,7 @@ from tolerance import model_bound
 SINKS, RECENT = 1, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def last_context_model(num_layers=3, seed=0, dtype=torch.float32) -> QuasarForCausalLM:
