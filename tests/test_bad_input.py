@@ -97,6 +97,9 @@ def test_unreadable_or_mistyped_input_is_one_line_before_anything_starts(tmp_pat
     ("output: runs/../../../etc\n", "must not contain '..'"),
     ("model: {tmp}/empty-folder\n", "config.json"),
     ("model: {tmp}/no-such-folder\n", "nor a model folder"),
+    ("gsot: {kv_budget_layer: 1}\n", "kv_budget_layer needs kv_budget"),
+    ("gsot: {kv_budget: 0.5, kv_budget_layer: 1}\n", "ttm_context 'last'"),  # the shipped model's context is the mean
+    ("gsot: {kv_budget: 0.5, kv_budget_layer: 9}\n", "below the model's 4 layers"),
 ])
 def test_bad_config_is_one_line(tmp_path, text, expected):
     (tmp_path / "empty-folder").mkdir()

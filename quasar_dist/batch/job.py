@@ -48,7 +48,7 @@ def run_batch(cfg: RunConfig) -> dict:
     spec = inspect_inputs(cfg.input, prompt_col=cfg.prompt_col, id_col=cfg.id_col,
                           answer_col=cfg.answer_col, kind_col=cfg.kind_col)
     task_ids = scan_task_ids(spec, cfg.limit)  # null / duplicate ids
-    check_model(cfg.model, cfg.tp, cfg.ttm)
+    check_model(cfg.model, cfg.tp, cfg.ttm, cfg.gsot, cfg.mode)
     return run_planned(cfg, task_ids, lambda plan, run_id: stream_results(cfg, spec, plan, run_id), rerun="command")
 
 

@@ -11,7 +11,9 @@ from quasar_dist.parallel.deepspeed_tp import check_shardable
 from quasar_dist.util.typed_config import ConfigError
 
 
-def check_model(name_or_path: str, tp: int, ttm: str | None = None) -> ModelConfig:
+def check_model(name_or_path: str, tp: int, ttm: str | None = None, gsot: dict | None = None,
+                mode: str = "gsot") -> ModelConfig:
+    """`gsot` (the run's reasoning settings): also those that depend on the model's shape."""
     folder = Path(resolve_model_path(name_or_path))
     config = read_config(folder)
     if ttm is not None:  # the adapter must exist and fit the base
@@ -22,4 +24,14 @@ def check_model(name_or_path: str, tp: int, ttm: str | None = None) -> ModelConf
         check_shardable(config, tp)
     except ValueError as exc:
         raise ConfigError(f"tp: {exc}") from None
+    if gsot is not None:
+        from quasar_dist.reasoning.config import ReasoningConfig
+        from quasar_dist.reasoning.solve import check_budget_layer
+        from quasar_dist.util.typed_config import from_dict
+
+        reasoning = from_dict(ReasoningConfig, {**gsot, "mode": mode}, source="run config", prefix="gsot.")
+        try:
+            check_budget_layer(config, reasoning)
+        except ValueError as exc:
+            raise ConfigError(f"gsot.kv_budget_layer: {exc}") from None
     return config

@@ -45,7 +45,7 @@ def build_processor(config: ProcessorConfig | dict, preprocess: RowFn | None = N
     from_dict(ReasoningConfig, {**cfg.gsot, "mode": cfg.mode}, source="build_processor", prefix="gsot.")
     from_dict(ParallelConfig, {**cfg.parallel, "tp": cfg.tp, "replicas": cfg.replicas}, source="build_processor",
               prefix="parallel.")
-    check_model(cfg.model, cfg.tp, cfg.ttm)
+    check_model(cfg.model, cfg.tp, cfg.ttm, cfg.gsot, cfg.mode)
     return Processor(cfg, preprocess, postprocess)
 
 

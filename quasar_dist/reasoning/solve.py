@@ -51,7 +51,7 @@ def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig,
     if engine.has_work():
         raise RuntimeError("engine is busy: one solve_prompts call at a time")
     commit_steps = config.mode == "gsot" or guidance != "off"  # otherwise temperatures are never read
-    check_budget_layer(model, config)
+    check_budget_layer(model.config, config)
     tasks = [_make_task(i, p, tokenizer, config, engine.max_len, commit_steps) for i, p in enumerate(prompts)]
     policy = (GsotPolicy if config.mode == "gsot" else CotPolicy)(engine, tokenizer, config)
     by_seq = {t.seq.seq_id: t for t in tasks if t.seq is not None}
@@ -84,14 +84,15 @@ def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, max_len: 
     return Task(index, seq, prompt_tokens=len(ids))
 
 
-def check_budget_layer(model, config: ReasoningConfig) -> None:
-    """kv_budget_layer must leave layers to skip, and the context must be the last token's."""
+def check_budget_layer(model_config, config: ReasoningConfig) -> None:
+    """kv_budget_layer must leave layers to skip, and the context must be the last token's
+    (model_config: the model's ModelConfig; the job checks it from config.json alone)."""
     if config.kv_budget_layer is None or config.mode != "gsot":
         return
-    layers = model.config.num_layers
+    layers = model_config.num_layers
     if config.kv_budget_layer >= layers:
         raise ValueError(f"kv_budget_layer must be below the model's {layers} layers, got {config.kv_budget_layer}")
-    if model.config.ttm_context != "last":
+    if model_config.ttm_context != "last":
         raise ValueError("kv_budget_layer needs a model with ttm_context 'last' (this one uses the mean context)")
 
 
