@@ -135,18 +135,18 @@ def test_kv_budget_curve_has_a_row_per_method_and_budget(shipped, tmp_path):
 
 
 def test_training_relevance_labels_match_the_bench_labels(shipped):
-    from quasar_dist.train.batches import collate_relevance, encode_relevance, encode_task
+    from quasar_dist.train.batches import collate_relevance, encode_task
 
     _, tokenizer = shipped
     raw = tokenizer.tokenizer
     (task,) = make_tasks("logic", 1, 5, "test", distractors=6)
-    ids, prompt_len = encode_task(raw, task)
-    labels = encode_relevance(raw, task)
+    ids, prompt_len, labels = encode_task(raw, task, labels=True)
+    assert encode_task(raw, task)[:2] == (ids, prompt_len)
     _, bench = token_labels(tokenizer, task["prompt"], task["relevant_spans"])
     assert len(labels) == prompt_len == len(bench)
     assert labels == [-1 if b is None else b for b in bench]
     (plain,) = make_tasks("logic", 1, 5, "test")  # no spans: nothing labelled
-    assert set(encode_relevance(raw, plain)) == {-1}
+    assert set(encode_task(raw, plain, labels=True)[2]) == {-1}
     padded = collate_relevance([labels, [1, 0]], len(ids))
     assert padded.shape == (2, len(ids)) and padded[1, 2:].eq(-1).all() and padded[0, prompt_len:].eq(-1).all()
 

@@ -123,13 +123,9 @@ def prefill_drop_of(budgets: list[PrefillBudget | None], feeds: list[list[int]])
     """The model's drop for a fresh group: one layer count and rule for the group (the first
     budget's; one run has one config); a row without a budget keeps all of its prompt."""
     first = next(b for b in budgets if b is not None)
-    if first.keep is None:
-        return PrefillDrop(layers=first.layers, keep=None, sinks=first.sinks, recent=first.recent,
-                           keep_above=first.keep_above, keep_all=[b is None for b in budgets],
-                           over_layers=first.over_layers)
-    keep = [len(f) if b is None else min(len(f), b.keep) for b, f in zip(budgets, feeds)]
+    keep = None if first.keep is None else [len(f) if b is None else min(len(f), b.keep) for b, f in zip(budgets, feeds)]
     return PrefillDrop(layers=first.layers, keep=keep, sinks=first.sinks, recent=first.recent,
-                       over_layers=first.over_layers)
+                       keep_above=first.keep_above, keep_all=[b is None for b in budgets], over_layers=first.over_layers)
 
 
 def to_host(*tensors: torch.Tensor) -> list[list[float]]:

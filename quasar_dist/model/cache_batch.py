@@ -72,7 +72,7 @@ class CacheBatch:
         is_real = step < num_new.unsqueeze(1)  # [B, T]
         index = torch.where(is_real, start.unsqueeze(1) + step, step)  # padding -> scratch entry t
         row_slot = torch.where(is_real, slot.unsqueeze(1), scratch)
-        head = torch.arange(heads, device=device).view(1, heads, 1)
+        token_index, kv_index = write_indices(row_slot, index, heads, max_len)
         padded_rows = any(0 < n < t for n in counts)
         if read == "fresh":
             read_as, upto = None, t
@@ -84,8 +84,8 @@ class CacheBatch:
             input_ids=ids,
             rows=slot,
             positions=first_pos.unsqueeze(1) + step,
-            token_index=(row_slot * max_len + index).reshape(-1),
-            kv_index=((row_slot.unsqueeze(1) * heads + head) * max_len + index.unsqueeze(1)).reshape(-1),
+            token_index=token_index,
+            kv_index=kv_index,
             valid=is_real.float() if padded_rows else None,
             num_new=num_new,
             new_length=start + num_new,
@@ -104,6 +104,16 @@ class CacheBatch:
         return cls.build(slots=list(slots), feeds=token_ids.tolist(), starts=[int(cache.length[s]) for s in slots],
                          next_pos=[int(cache.next_pos[s]) for s in slots], cache=cache, read="gather",
                          temperatures=temperatures)
+
+
+def write_indices(row_slot: torch.Tensor, index: torch.Tensor, heads: int, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where new entry (row, t) goes, from its slot and entry index [B, T]: the flat index into
+    a [slots * max_len] buffer [B * T], and into a [slots * heads * max_len] one in (row, head,
+    token) order [B * heads * T] (the cache's head-major layout)."""
+    head = torch.arange(heads, device=index.device).view(1, heads, 1)
+    token_index = (row_slot * max_len + index).reshape(-1)
+    kv_index = ((row_slot.unsqueeze(1) * heads + head) * max_len + index.unsqueeze(1)).reshape(-1)
+    return token_index, kv_index
 
 
 def _range_of(slots: list[int | None]) -> slice:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .cache_batch import CacheBatch
+from .cache_batch import CacheBatch, write_indices
 from .kv_cache import TemperatureKVCache, combine_layers
 from .ttm import stacked_context, stacked_log_temperature
 
@@ -46,13 +46,19 @@ class PrefillDrop:
     """Filled by the forward: the entries each row kept."""
 
 
+def check_drop_layers(config, layers: int) -> None:
+    """Dropping after `layers` layers must leave layers to skip, and the TTM context must be the
+    last token's (a mean context would count the dropped tokens). config: the ModelConfig."""
+    if not 1 <= layers < config.num_layers:
+        raise ValueError(f"kv_budget_layer must be >= 1 and below the model's {config.num_layers} layers, got {layers}")
+    if config.ttm_context != "last":
+        raise ValueError("kv_budget_layer needs a model with ttm_context 'last' (this one uses the mean context)")
+
+
 def check_prefill_drop(config, batch: CacheBatch, drop: PrefillDrop) -> None:
     if not batch.fresh or not batch.temperatures:
         raise ValueError("prefill dropping needs a fresh batch of prompts with temperatures")
-    if config.ttm_context != "last":
-        raise ValueError("prefill dropping needs ttm_context 'last' (a mean context would count dropped tokens)")
-    if not 1 <= drop.layers < config.num_layers:
-        raise ValueError(f"kv_budget_layer must be in 1..{config.num_layers - 1} for this model, got {drop.layers}")
+    check_drop_layers(config, drop.layers)
 
 
 def protected_tokens(lengths: torch.Tensor, t: int, sinks: int, recent: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,13 +146,12 @@ def kept_batch(batch: CacheBatch, order: torch.Tensor, keep: torch.Tensor, cache
     step = torch.arange(t2, device=order.device)
     is_real = step[None, :] < keep[:, None]
     row_slot = torch.where(is_real, batch.rows[:, None], cache.scratch)
-    head = torch.arange(cache.num_kv_heads, device=order.device).view(1, -1, 1)
     index = step.expand(b, t2)
+    token_index, kv_index = write_indices(row_slot, index, cache.num_kv_heads, cache.max_len)
     padded = bool((keep < t2).any())
     return CacheBatch(
         input_ids=batch.input_ids.gather(1, order), rows=batch.rows, positions=batch.positions.gather(1, order),
-        token_index=(row_slot * cache.max_len + index).reshape(-1),
-        kv_index=((row_slot.unsqueeze(1) * cache.num_kv_heads + head) * cache.max_len + index.unsqueeze(1)).reshape(-1),
+        token_index=token_index, kv_index=kv_index,
         valid=is_real.float() if padded else None, num_new=keep, new_length=keep, new_next_pos=batch.new_next_pos,
         read=None, upto=t2, query_index=index, last_index=(keep - 1) if padded else None,
         temperatures=batch.temperatures,

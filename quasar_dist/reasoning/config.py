@@ -40,8 +40,8 @@ class ReasoningConfig:
     (sinks and recent entries always stay): a share of the prompt if <= 1, a count if > 1. None
     keeps them all. The prompt is where long inputs spend their cache (docs/gsot.md)."""
     kv_keep_above: float | None = None
-    """Instead of a fixed budget: after prefill keep the prompt entries whose temperature (max
-    over layers) is at least this, and the sinks and recent entries; the rest leave. The share
+    """Instead of a fixed budget: after prefill keep the prompt entries whose temperature
+    (combined over layers by kv_score) is at least this, and the sinks and recent entries; the rest leave. The share
     kept then follows the prompt: all of a short task that needs all of it, little of a long
     one that is mostly distractors. Exclusive with kv_budget."""
     kv_score: Literal["max", "mean"] = "max"

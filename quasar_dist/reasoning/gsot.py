@@ -48,7 +48,7 @@ class GsotPolicy(Policy):
         if cfg.evict_below > 0 or cfg.epsilon > 0 or budget is not None or keep_above is not None:
             positions, tau = self.engine.temperatures(seq)
             keep = keep_mask(tau, cfg.evict_below, cfg.sink_tokens, cfg.recent_tokens)
-            if keep_above is not None:  # the same rule as prefill dropping's (max over layers)
+            if keep_above is not None:  # the same rule as prefill dropping's (kv_score over layers)
                 keep &= keep_mask(self.engine.keep_scores(seq, cfg.kv_score), keep_above, cfg.sink_tokens,
                                   max(1, cfg.recent_tokens))
             if budget is not None:

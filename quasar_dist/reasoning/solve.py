@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from quasar_dist.engine import Engine, SamplingParams, Sequence, StopRule
 from quasar_dist.engine.sequence import PrefillBudget
 from quasar_dist.model.kv_cache import TemperatureKVCache
+from quasar_dist.model.prefill_drop import check_drop_layers
 
 from .config import ReasoningConfig
 from .cot import CotPolicy
@@ -87,13 +88,8 @@ def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, max_len: 
 def check_budget_layer(model_config, config: ReasoningConfig) -> None:
     """kv_budget_layer must leave layers to skip, and the context must be the last token's
     (model_config: the model's ModelConfig; the job checks it from config.json alone)."""
-    if config.kv_budget_layer is None or config.mode != "gsot":
-        return
-    layers = model_config.num_layers
-    if config.kv_budget_layer >= layers:
-        raise ValueError(f"kv_budget_layer must be below the model's {layers} layers, got {config.kv_budget_layer}")
-    if model_config.ttm_context != "last":
-        raise ValueError("kv_budget_layer needs a model with ttm_context 'last' (this one uses the mean context)")
+    if config.kv_budget_layer is not None and config.mode == "gsot":
+        check_drop_layers(model_config, config.kv_budget_layer)
 
 
 def prefill_budget(config: ReasoningConfig, n: int) -> PrefillBudget | None:

@@ -7,21 +7,20 @@ from quasar_dist.bench.relevance import offset_labels
 from quasar_dist.data.tokenizer_build import BOS_ID, EOS_ID, PAD_ID
 
 
-def encode_task(tokenizer, task: dict) -> tuple[list[int], int]:
-    """[bos] prompt "\n" solution [eos]; returns ids and the prompt length (incl. its newline)."""
-    prompt = [BOS_ID] + tokenizer.encode(task["prompt"] + "\n", add_special_tokens=False).ids
-    solution = tokenizer.encode(task["solution"], add_special_tokens=False).ids + [EOS_ID]
-    return prompt + solution, len(prompt)
-
-
-def encode_relevance(tokenizer, task: dict) -> list[int]:
-    """Per prompt token of `encode_task` (BOS included): 1 relevant, 0 distractor, -1 unlabelled
-    (BOS, the closing newline, every token of a task without `relevant_spans`)."""
+def encode_task(tokenizer, task: dict, labels: bool = False) -> tuple[list[int], int, list[int] | None]:
+    """[bos] prompt "\n" solution [eos]: the ids, the prompt length (incl. its newline), and
+    with `labels`, from the same prompt encoding, a label per prompt token, BOS included: 1
+    relevant, 0 distractor, -1 unlabelled (BOS, the closing newline, every token of a task
+    without `relevant_spans`); else None."""
     enc = tokenizer.encode(task["prompt"] + "\n", add_special_tokens=False)
-    spans = task.get("relevant_spans")
-    if spans is None:
-        return [-1] * (len(enc.ids) + 1)
-    return [-1] + [-1 if label is None else label for label in offset_labels(enc.offsets, task["prompt"], spans)]
+    prompt = [BOS_ID] + enc.ids
+    solution = tokenizer.encode(task["solution"], add_special_tokens=False).ids + [EOS_ID]
+    relevance = None
+    if labels:
+        spans = task.get("relevant_spans")
+        relevance = [-1] * len(prompt) if spans is None else [-1] + [
+            -1 if label is None else label for label in offset_labels(enc.offsets, task["prompt"], spans)]
+    return prompt + solution, len(prompt), relevance
 
 
 def collate_relevance(labels: list[list[int]], length: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ from quasar_dist.model.registry import resolve_model_path
 from quasar_dist.util.typed_config import load_config, to_dict
 
 from .adapter import distillation_loss, with_fresh_ttm
-from .batches import collate, collate_relevance, encode_relevance, encode_task, length_grouped_batches
+from .batches import collate, collate_relevance, encode_task, length_grouped_batches
 from .checkpointing import load_training_state, save_training_state
 from .config import TrainConfig
 from .evaluate import greedy_accuracy
@@ -130,8 +130,9 @@ def prepare_data(cfg: TrainConfig, out: Path):
         sample = random.Random(cfg.seed).sample(train_tasks, min(8000, len(train_tasks)))
         raw_tok = build_tokenizer((t["prompt"] + "\n" + t["solution"] for t in sample), cfg.model.vocab_size)
         raw_tok.save(str(out / "tokenizer.json"))
-    encoded = [encode_task(raw_tok, t) for t in train_tasks]
-    relevance = [encode_relevance(raw_tok, t) for t in train_tasks] if cfg.lambda_relevance else None
+    triples = [encode_task(raw_tok, t, labels=bool(cfg.lambda_relevance)) for t in train_tasks]
+    encoded = [(ids, prompt_len) for ids, prompt_len, _ in triples]
+    relevance = [labels for _, _, labels in triples] if cfg.lambda_relevance else None
     return encoded, relevance, val_tasks, raw_tok
 
 
