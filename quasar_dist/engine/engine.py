@@ -180,10 +180,10 @@ class Engine:
         committed = [s for s in group if s.commit_steps and self._ends_step(s)]
         heats, snapshots = None, []
         if committed:
-            heats, snapshots = self.runner.commit(
-                [s.slot for s in committed], [s.num_cached + self._kept_of_feed(s) for s in committed],
-                [s.num_positions + len(s.feed) for s in committed], [s.step_start for s in committed],
-            )
+            lengths = [s.num_cached + self._kept_of_feed(s) for s in committed]
+            next_pos = [s.num_positions + len(s.feed) for s in committed]
+            in_step = [min(n, p - s.step_start) for s, n, p in zip(committed, lengths, next_pos)]
+            heats, snapshots = self.runner.commit([s.slot for s in committed], lengths, next_pos, in_step)
         return _Forward(group, row_of, logits, choice.tokens, choice.greedy, choice.greedy_log_prob, committed, heats, snapshots)
 
     def _decide(self, forwards: list[_Forward]) -> None:

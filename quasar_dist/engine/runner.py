@@ -65,29 +65,31 @@ class ModelRunner:
 
     @torch.no_grad()
     def commit(self, slots: list[int], lengths: list[int], next_pos: list[int],
-               step_starts: list[int]) -> tuple[torch.Tensor, list[SlotSnapshot]]:
+               in_step: list[int]) -> tuple[torch.Tensor, list[SlotSnapshot]]:
         """Step boundary of several slots at once: context update + temperature refresh of their
-        live entries, packed (model.commit_steps). Returns each slot's heat [S] on the device (mean
-        temperature, over layers and over the live entries at positions >= its step start: the
-        step just finished) and a snapshot of each slot as it is now (for rollback; views of a few
-        batched copies, sliced only if used)."""
+        live entries, packed (model.commit_steps). `lengths`: each slot's live entries;
+        `next_pos`: its next position; `in_step`: how many of its last entries the step just
+        finished fed (nothing is evicted inside a step, so they are the step's tokens). Returns each slot's
+        heat [S] on the device (mean temperature over layers and over the step's entries) and a
+        snapshot of each slot as it is now (for rollback; views of a few batched copies, sliced
+        only if used)."""
         device, max_len = self.device, self.cache.max_len
         index = torch.tensor(slots, dtype=torch.long, device=device)
+        offsets, step_entries, step_owner = [0] * len(slots), [], []
+        for i, (n, k) in enumerate(zip(lengths, in_step)):
+            offsets[i] = offsets[i - 1] + lengths[i - 1] if i else 0
+            step_entries += range(offsets[i] + n - k, offsets[i] + n)
+            step_owner += [i] * k
         counts = torch.tensor(lengths, dtype=torch.long, device=device)
         owner = torch.repeat_interleave(torch.arange(len(slots), device=device), counts)  # [N]
-        offsets = [0]
-        for n in lengths[:-1]:
-            offsets.append(offsets[-1] + n)
         first = torch.tensor(offsets, dtype=torch.long, device=device)
         entries = (index * max_len - first).index_select(0, owner) + torch.arange(owner.numel(), device=device)
-        log_tau = self.model.commit_steps(self.cache, index, owner, entries)  # [L, N]
-        tau = log_tau.exp().mean(0)  # [N]
-        start = torch.tensor(step_starts, dtype=torch.long, device=device)
-        in_step = (self.cache.positions.view(-1).index_select(0, entries) >= start.index_select(0, owner)).to(tau.dtype)
-        heat_sum = torch.zeros(len(slots), dtype=tau.dtype, device=device).index_add_(0, owner, tau * in_step)
-        in_count = torch.zeros(len(slots), dtype=tau.dtype, device=device).index_add_(0, owner, in_step)
-        heats = heat_sum / in_count.clamp(min=1)
-        ctx_sum, bc = self.cache.ctx_sum[:, index], self.cache.bc[:, index]  # gathers: copies
+        log_tau, bc = self.model.commit_steps(self.cache, index, owner, entries)  # [L, N], [L, S, 2r]
+        step_index = torch.tensor([step_entries, step_owner], dtype=torch.long, device=device)
+        tau = log_tau.index_select(1, step_index[0]).exp_().mean(0)  # the step's entries only
+        heat_sum = torch.zeros(len(slots), dtype=tau.dtype, device=device).index_add_(0, step_index[1], tau)
+        heats = heat_sum / torch.tensor([max(k, 1) for k in in_step], dtype=tau.dtype, device=device)
+        ctx_sum = self.cache.ctx_sum.index_select(1, index)  # a copy
         snapshots = [
             SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau,
                          row=i, offset=o)

@@ -21,7 +21,7 @@ from .fused import FusedProjections
 from .kv_cache import TemperatureKVCache
 from .prefill_drop import PrefillDrop, check_prefill_drop, drop_cold_tokens
 from .rope import RotaryEmbedding, signed
-from .ttm import TokenTemperature, stacked_context, stacked_log_temperature
+from .ttm import StackedTTM, TokenTemperature
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -164,6 +164,7 @@ class QuasarForCausalLM(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
+        self.stacked_ttm = StackedTTM(self.model.layers)  # all layers' TTMs at once (boundaries)
 
     @property
     def guidance(self) -> str:
@@ -227,20 +228,20 @@ class QuasarForCausalLM(nn.Module):
 
     @torch.no_grad()
     def commit_steps(self, cache: TemperatureKVCache, slots: torch.Tensor, owner: torch.Tensor,
-                     entries: torch.Tensor) -> torch.Tensor:
+                     entries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Step boundary of `slots` [S]: fold each finished step into its context, recompute B c,
         and refresh every live entry's temperature from its cached A h (the temperature cache),
         for all slots and layers at once. The live entries are given packed: `entries` [N] their
         flat indices into a [slots * max_len] buffer, `owner` [N] the position in `slots` of each
-        one's slot (no padding to the longest). Returns their refreshed log tau [L, N]."""
-        ttms = [layer.ttm for layer in self.model.layers]
-        bc = stacked_context(ttms, cache.commit_context(slots))  # [L, S, 2r]
-        cache.bc[:, slots] = bc
+        one's slot (no padding to the longest). Returns their refreshed log tau [L, N] and the
+        slots' new [B c ; E c] [L, S, 2r]."""
+        bc = self.stacked_ttm.context(cache.commit_context(slots))  # [L, S, 2r]
+        cache.bc.index_copy_(1, slots, bc)
         layers, r = bc.shape[0], cache.ah.shape[-1]
         ah = cache.ah.view(layers, -1, r).index_select(1, entries)  # [L, N, r]
-        log_tau = stacked_log_temperature(ttms, ah, bc.index_select(1, owner)).float()  # [L, N]
+        log_tau = self.stacked_ttm.log_temperature(ah, bc.index_select(1, owner)).float()  # [L, N]
         cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
-        return log_tau
+        return log_tau, bc
 
     def allocate_cache(self, num_slots: int, max_len: int) -> TemperatureKVCache:
         cfg = self.config

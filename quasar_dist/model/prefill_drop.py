@@ -25,7 +25,6 @@ import torch
 
 from .cache_batch import CacheBatch, write_indices
 from .kv_cache import TemperatureKVCache, combine_layers
-from .ttm import stacked_context, stacked_log_temperature
 
 
 @dataclass(slots=True)
@@ -100,16 +99,16 @@ def keep_order(scores: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor, 
 
 
 @torch.no_grad()
-def step_one_scores(layers, cache: TemperatureKVCache, batch: CacheBatch, upto: int, x: torch.Tensor,
+def step_one_scores(model, cache: TemperatureKVCache, batch: CacheBatch, upto: int, x: torch.Tensor,
                     over_layers: str = "max") -> torch.Tensor:
     """[B, T] max (or mean) over layers 0..upto of each prompt token's log temperature under step 1's
     context (the layer input of the row's last prompt token): layers < upto from what they
     wrote to the cache, layer `upto` from its input x (the output of the layers before it)."""
-    ttms = [layer.ttm for layer in layers[:upto]]
+    layers, stacked = model.model.layers, model.stacked_ttm
     t = batch.input_ids.shape[1]
     c = cache.pend_last[:upto].index_select(1, batch.rows)  # [l, B, d]
     ah = cache.ah[:upto].index_select(1, batch.rows)[:, :, :t]  # [l, B, T, r]
-    done = stacked_log_temperature(ttms, ah, stacked_context(ttms, c).unsqueeze(2))  # [l, B, T]
+    done = stacked.log_temperature(ah, stacked.context(c).unsqueeze(2))  # [l, B, T]
     hn = layers[upto].input_layernorm(x)
     last = hn[torch.arange(x.shape[0], device=x.device), (batch.num_new - 1).clamp(min=0)]  # [B, d]
     ttm = layers[upto].ttm
@@ -120,8 +119,7 @@ def step_one_scores(layers, cache: TemperatureKVCache, batch: CacheBatch, upto: 
 def drop_cold_tokens(model, cache: TemperatureKVCache, batch: CacheBatch, drop: PrefillDrop, x, cos, sin):
     """Decide before layer `drop.layers`, compact the layers before it, and return the forward's
     state for the kept tokens: (x, cos, sin, batch, fresh_mask) with T' = the most any row keeps."""
-    layers = model.model.layers
-    scores = step_one_scores(layers, cache, batch, drop.layers, x, drop.over_layers)
+    scores = step_one_scores(model, cache, batch, drop.layers, x, drop.over_layers)
     drop.kept = keep_counts(drop, scores, batch.num_new)
     keep = torch.tensor(drop.kept, dtype=torch.long, device=x.device)
     order = keep_order(scores, batch.num_new, keep, max(drop.kept), drop.sinks, drop.recent)  # [B, T']
