@@ -58,7 +58,7 @@ def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig,
     by_seq = {t.seq.seq_id: t for t in tasks if t.seq is not None}
     with _guidance(model, guidance):
         try:
-            for task in by_seq.values():
+            for task in submission_order(by_seq.values()):
                 engine.add(task.seq)
             while engine.has_work():
                 for seq in engine.step():
@@ -66,6 +66,15 @@ def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig,
         finally:
             engine.abort_all()  # a no-op after a clean run; leaves a reusable engine after an error
     return [task_row(t, tokenizer) for t in tasks]
+
+
+def submission_order(tasks) -> list[Task]:
+    """Shortest prompt first (stable). Sequences decoding together then have similar lengths: the
+    newest have longer prompts and the oldest have generated more, so the decode batch, which
+    reads every row up to the longest live length, reads few dead entries (on 3,000 arith tasks
+    the live share of the attention reads rose from 0.63 to 0.84; docs/engine.md), and the
+    prompts prefilled together pad little. Rows come back in input order whatever the order."""
+    return sorted(tasks, key=lambda task: len(task.seq.prompt_ids))
 
 
 def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, max_len: int, commit_steps: bool) -> Task:
