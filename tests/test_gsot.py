@@ -275,3 +275,17 @@ def test_every_baseline_evicts_to_the_same_budget(tokenizer, evictor):
     (ttm,) = solve(model, tokenizer, [PROMPTS[3]], kv_budget=0.5, **common)
     (row,) = solve(model, tokenizer, [PROMPTS[3]], kv_budget=0.5, kv_evictor=evictor, **common)
     assert row["error"] is None and row["kv_evicted"] == ttm["kv_evicted"] > 0
+
+
+def test_sequences_are_submitted_shortest_prompt_first(tokenizer):
+    """The engine gets the shortest prompts first (sequences decoding together then have similar
+    lengths, docs/engine.md), ties in input order; the rows still come back in input order."""
+    from quasar_dist.reasoning.solve import _make_task, submission_order
+
+    prompts = sorted(PROMPTS, key=len, reverse=True) + [PROMPTS[0]]
+    tasks = [_make_task(i, p, tokenizer, ReasoningConfig(), 256, True) for i, p in enumerate(prompts)]
+    order = [t.index for t in submission_order(tasks)]
+    lengths = [len(tasks[i].seq.prompt_ids) for i in order]
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
+    ties = [i for i in order if len(tasks[i].seq.prompt_ids) == len(tasks[-1].seq.prompt_ids)]
+    assert len(ties) >= 2 and ties == sorted(ties)  # the duplicate prompt: stable

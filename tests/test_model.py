@@ -289,3 +289,33 @@ def test_load_errors_are_one_line(hf_pair, tmp_path):
         load_model("no-such-model")
     with pytest.raises(ValueError, match="unknown guidance"):
         load_model(folder, guidance="hot")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stacked_ttm_equals_each_layer_and_follows_weight_updates(hf_pair, dtype):
+    """The batched boundary refresh (all layers at once, tanh as 2 sigmoid(2x) - 1) gives each
+    layer's own log_temperature to rounding, with context projections broadcast over tokens, and
+    its cached weight stacks are rebuilt when a weight changes in place (an optimizer step)."""
+    _, folder, _ = hf_pair
+    model = _trained_like_model(folder, "bias").to(dtype)
+    layers = model.model.layers
+    g = torch.Generator().manual_seed(7)
+    h = torch.randn(len(layers), 3, 5, model.config.hidden_size, generator=g, dtype=dtype)  # [L, S, T, d]
+    c = torch.randn(len(layers), 3, model.config.hidden_size, generator=g, dtype=dtype)  # one context per row
+
+    def check():
+        with torch.no_grad():
+            ah = torch.stack([layer.ttm.project(h[i]) for i, layer in enumerate(layers)])
+            stacked = model.stacked_ttm.log_temperature(ah, model.stacked_ttm.context(c).unsqueeze(2))
+            each = torch.stack([layer.ttm.log_temperature(ah[i], layer.ttm.context(c[i]).unsqueeze(1))
+                                for i, layer in enumerate(layers)])
+        bound = rounding_bound(dtype, magnitude=float(each.abs().max()), depth=2, width=model.config.ttm_dim)
+        assert (stacked - each).abs().max() <= bound, ((stacked - each).abs().max(), bound)
+        return stacked
+
+    before = check()
+    with torch.no_grad():
+        layers[1].ttm.w.mul_(-3.0)  # in place, like optimizer.step()
+        layers[-1].ttm.E.add_(0.5)
+    after = check()
+    assert (after[1] - before[1]).abs().max() > 1e-3 and (after[0] - before[0]).abs().max() == 0
