@@ -3,19 +3,13 @@ from __future__ import annotations
 
 from quasar_dist.reasoning.config import ReasoningConfig
 
-from .workload import accuracy_by_kind, run_reasoning
+from .workload import accuracy_by_kind, fastest_interleaved
 
 
-def _faster(a, b):
-    return b if a is None or b.wall_s < a.wall_s else a
-
-
-def compare_gsot_cot(model, tokenizer, tasks, gsot: ReasoningConfig, batch_size: int, repeats: int = 3) -> dict:
+def compare_gsot_cot(model, tokenizer, tasks, gsot: ReasoningConfig, batch_size: int) -> dict:
     cot_cfg = ReasoningConfig(mode="cot", max_new_tokens=gsot.max_new_tokens, max_steps=gsot.max_steps, max_batch_size=batch_size)
-    cot, guided = None, None
-    for _ in range(repeats):  # interleaved; results are deterministic, wall time is best of `repeats`
-        cot = _faster(cot, run_reasoning(model, tokenizer, tasks, cot_cfg))
-        guided = _faster(guided, run_reasoning(model, tokenizer, tasks, gsot))
+    runs = fastest_interleaved(model, tokenizer, tasks, {"cot": cot_cfg, "gsot": gsot})
+    cot, guided = runs["cot"], runs["gsot"]
     stops = {}
     for row in guided.rows:
         stops[row["stop_reason"]] = stops.get(row["stop_reason"], 0) + 1

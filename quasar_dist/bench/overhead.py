@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from quasar_dist.reasoning.config import ReasoningConfig
 
-from .workload import run_reasoning
+from .workload import fastest_interleaved
 
 
-def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: int, repeats: int = 3) -> dict:
-    def rate(guidance: str) -> float:
-        cfg = ReasoningConfig(mode="cot", guidance=guidance, max_new_tokens=max_new_tokens, max_batch_size=batch_size)
-        return run_reasoning(model, tokenizer, tasks, cfg).tokens_per_s
-
-    rates = {"off": 0.0, "on": 0.0}
-    for _ in range(repeats):  # interleaved, best of `repeats`
-        rates["off"] = max(rates["off"], rate("off"))
-        rates["on"] = max(rates["on"], rate(model.config.guidance))
-    off, on = rates["off"], rates["on"]
+def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: int) -> dict:
+    configs = {name: ReasoningConfig(mode="cot", guidance=guidance, max_new_tokens=max_new_tokens, max_batch_size=batch_size)
+               for name, guidance in (("off", "off"), ("on", model.config.guidance))}
+    runs = fastest_interleaved(model, tokenizer, tasks, configs)
+    off, on = runs["off"].tokens_per_s, runs["on"].tokens_per_s
     return {"tokens_per_s_off": off, "tokens_per_s_on": on, "overhead": 1.0 - on / off}
