@@ -15,7 +15,8 @@ from .curve import accuracy_compute_curve
 from .engine_vs_hf import compare_engine_hf
 from .exit_oracle import exit_oracle
 from .gsot_vs_cot import compare_gsot_cot
-from .kv_budget import kv_budget_curve, long_tasks
+from .kv_budget import BUDGETS, kv_budget_curve, long_tasks
+from .kvpress_external import kvpress_rows
 from .overhead import compare_guidance
 from .throughput_section import throughput_section
 from .workload import load_workload
@@ -50,6 +51,8 @@ def run_bench(quick: bool = False, json_path: str | None = None, model_name: str
     long = long_tasks(size["long_tasks_per_kind"])
     result["gsot_vs_cot_long"] = compare_gsot_cot(model, tokenizer, long, gsot, batch)
     result["kv_budget_curve"] = kv_budget_curve(model, tokenizer, long, gsot, png.with_name(png.stem + "_kv_budget.png"))
+    external, result["kvpress"] = kvpress_rows(resolve_model_path(model_name), size["long_tasks_per_kind"], BUDGETS)
+    result["kv_budget_curve"] += external
     result["throughput"] = throughput_section(model, resolve_model_path(model_name), size["throughput"])
     result["device"] = device_name()
     result["quick"] = quick
