@@ -69,17 +69,13 @@ class ModelRunner:
         """Step boundary of several slots at once: context update + temperature refresh of their
         live entries, packed (model.commit_steps). `lengths`: each slot's live entries;
         `next_pos`: its next position; `in_step`: how many of its last entries the step just
-        finished fed (nothing is evicted inside a step, so they are the step's tokens). Returns each slot's
-        heat [S] on the device (mean temperature over layers and over the step's entries) and a
-        snapshot of each slot as it is now (for rollback; views of a few batched copies, sliced
-        only if used)."""
+        finished fed (nothing is evicted inside a step, so they are the step's tokens). Returns
+        each slot's heat [S] on the device (mean temperature over layers and over the step's
+        entries) and a snapshot of each slot as it is now (for rollback; views of a few batched
+        copies, sliced only if used)."""
         device, max_len = self.device, self.cache.max_len
         index = torch.tensor(slots, dtype=torch.long, device=device)
-        offsets, step_entries, step_owner = [0] * len(slots), [], []
-        for i, (n, k) in enumerate(zip(lengths, in_step)):
-            offsets[i] = offsets[i - 1] + lengths[i - 1] if i else 0
-            step_entries += range(offsets[i] + n - k, offsets[i] + n)
-            step_owner += [i] * k
+        offsets, step_entries, step_owner = packed_layout(lengths, in_step)
         counts = torch.tensor(lengths, dtype=torch.long, device=device)
         owner = torch.repeat_interleave(torch.arange(len(slots), device=device), counts)  # [N]
         first = torch.tensor(offsets, dtype=torch.long, device=device)
@@ -119,6 +115,18 @@ class ModelRunner:
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Drop the live entries where keep [n] is False; returns how many were dropped."""
         return self.cache.evict(slot, keep.to(self.device))
+
+
+def packed_layout(lengths: list[int], in_step: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """Slots' live entries packed one after another: where each slot's start (offsets), and the
+    packed index and slot row of every entry of the step just finished (its last in_step[i])."""
+    offsets, step_entries, step_owner, at = [], [], [], 0
+    for i, (n, k) in enumerate(zip(lengths, in_step)):
+        offsets.append(at)
+        step_entries += range(at + n - k, at + n)
+        step_owner += [i] * k
+        at += n
+    return offsets, step_entries, step_owner
 
 
 def prefill_drop_of(budgets: list[PrefillBudget | None], feeds: list[list[int]]) -> PrefillDrop:
