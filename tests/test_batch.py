@@ -205,6 +205,7 @@ def test_run_with_no_options_writes_results_report_and_plots(ray_local, tmp_path
     assert results.column("correct").null_count == 0  # the sample tasks have references
     report = json.loads((out / "report.json").read_text())
     assert REPORT_KEYS <= set(report) and report["tasks"] == 8 and report["model"] == model
+    assert 0 < report["first_result_s"] <= report["wall_s"]  # start-up + the one batch, from runs.jsonl
     assert PLOTS <= {p.name for p in (out / "plots").iterdir()}
     assert (out / "report.md").read_text().startswith("# quasar run report")
     assert yaml.safe_load((out / "config.yaml").read_text())["gsot"]["max_steps"] >= 1  # resolved, defaults included

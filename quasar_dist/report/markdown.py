@@ -24,6 +24,7 @@ def report_markdown(report: dict, plots: list[str]) -> str:
         ("resumed (skipped by the last run)", _fmt(report.get("skipped_resumed"))),
         ("accuracy", _pct(report["accuracy"])),
         ("wall time", _fmt(report["wall_s"], " s")),
+        ("first result after (start-up + first batch, last run)", _fmt(report.get("first_result_s"), " s")),
         ("tasks/s", _fmt(report["tasks_per_s"])),
         ("generated tokens/s", _fmt(report["generated_tokens_per_s"])),
         ("prompt tokens/s", _fmt(report["prompt_tokens_per_s"])),

@@ -62,8 +62,17 @@ def build_report(results: pa.Table, runs: dict[str, dict], config: dict, model_c
         "stop_reasons": stop_reasons(results),
         "accuracy_by_kind": accuracy_by_kind(results),
         "driver_peak_rss_mb": last.get("end", {}).get("driver_peak_rss_mb"),
+        "first_result_s": first_result_s(last),
     }
     return report
+
+
+def first_result_s(invocation: dict) -> float | None:
+    """Seconds from the invocation's start to its first committed batch: Ray, the replicas and the
+    model starting, plus the first batch itself. On a small input this is most of `wall_s`, so
+    the rates above (over the whole wall time) say little about the steady rate there."""
+    first, start = invocation.get("end", {}).get("first_result_at"), invocation.get("start", {}).get("at")
+    return None if first is None or start is None else max(0.0, float(first) - float(start))
 
 
 def accuracy(results: pa.Table) -> float | None:
