@@ -13,6 +13,7 @@ import torch
 from quasar_dist.model import QuasarForCausalLM
 from quasar_dist.reasoning import Reasoner, ReasoningConfig, solve_prompts
 from quasar_dist.reasoning.signals import budget_keep_mask, keep_mask, max_temperature_change, step_heat
+from quasar_dist.reasoning.solve import _make_task, submission_order
 from quasar_dist.util.typed_config import ConfigError, from_dict, load_config
 
 from tolerance import model_bound
@@ -280,8 +281,6 @@ def test_every_baseline_evicts_to_the_same_budget(tokenizer, evictor):
 def test_sequences_are_submitted_shortest_prompt_first(tokenizer):
     """The engine gets the shortest prompts first (sequences decoding together then have similar
     lengths, docs/engine.md), ties in input order; the rows still come back in input order."""
-    from quasar_dist.reasoning.solve import _make_task, submission_order
-
     prompts = sorted(PROMPTS, key=len, reverse=True) + [PROMPTS[0]]
     tasks = [_make_task(i, p, tokenizer, ReasoningConfig(), 256, True) for i, p in enumerate(prompts)]
     order = [t.index for t in submission_order(tasks)]

@@ -80,7 +80,7 @@ class StackedTTM:
     def __init__(self, layers: nn.ModuleList) -> None:
         self._layers = layers
         self._key = None
-        self._context_weight = self._w2 = self._const = None
+        self._stacks = None
 
     def _weights(self):
         ttms = [layer.ttm for layer in self._layers]
@@ -88,13 +88,12 @@ class StackedTTM:
         key = tuple((p.data_ptr(), p._version) for p in params)
         if key != self._key:
             with torch.no_grad():
-                self._context_weight = torch.stack([torch.cat([t.B, t.E]) for t in ttms])  # [L, 2r, d]
+                context_weight = torch.stack([torch.cat([t.B, t.E]) for t in ttms])  # [L, 2r, d]
                 w = torch.stack([t.w for t in ttms])  # [L, r]
-                self._w2 = 2.0 * w  # exact
-                self._const = torch.stack([t.b for t in ttms]).view(-1) - w.sum(-1)  # [L]
-            self.log_tau_max = math.log(ttms[0].tau_max)
+                const = torch.stack([t.b for t in ttms]).view(-1) - w.sum(-1)  # [L]
+            self._stacks = (context_weight, 2.0 * w, const, math.log(ttms[0].tau_max))  # 2w: exact
             self._key = key
-        return self._context_weight, self._w2, self._const
+        return self._stacks
 
     def context(self, c: torch.Tensor) -> torch.Tensor:
         """[B c ; E c] for the first l layers: c [l, S, d] -> [l, S, 2r]."""
@@ -108,11 +107,11 @@ class StackedTTM:
         function; on CPU torch's sigmoid is ~3.5x faster than its tanh, and this refresh runs over
         every live entry of every layer at every boundary):
             z = w . tanh(x) + b = (2w) . sigmoid(2x) + (b - sum w),  x = A h + B c."""
-        _, w2, const = self._weights()
+        _, w2, const, log_tau_max = self._weights()
         layers = ah.shape[0]
         ones = (1,) * (ah.dim() - 2)
         bc, ec = split_context(ctx)
         x = torch.add(ah, bc).mul_(2.0).sigmoid_()  # [l, ..., r]; doubling is exact
         x.mul_(w2[:layers].view(layers, *ones, -1)).addcmul_(ah, ec)  # + the bilinear term
         z = x.sum(-1).add_(const[:layers].view(layers, *ones))
-        return F.logsigmoid(z).add_(self.log_tau_max)
+        return F.logsigmoid(z).add_(log_tau_max)
