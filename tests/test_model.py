@@ -293,9 +293,10 @@ def test_load_errors_are_one_line(hf_pair, tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_stacked_ttm_equals_each_layer_and_follows_weight_updates(hf_pair, dtype):
-    """The batched boundary refresh (all layers at once, tanh as 2 sigmoid(2x) - 1) gives each
-    layer's own log_temperature to rounding, with context projections broadcast over tokens, and
-    its cached weight stacks are rebuilt when a weight changes in place (an optimizer step)."""
+    """The batched boundary refresh (all layers at once, tanh as 2 sigmoid(2x) - 1) and the
+    per-layer inference read-out give each layer's own log_temperature to rounding, with context
+    projections broadcast over tokens, and
+    their cached weights are rebuilt when a weight changes in place (an optimizer step)."""
     _, folder, _ = hf_pair
     model = _trained_like_model(folder, "bias").to(dtype)
     layers = model.model.layers
@@ -309,8 +310,11 @@ def test_stacked_ttm_equals_each_layer_and_follows_weight_updates(hf_pair, dtype
             stacked = model.stacked_ttm.log_temperature(ah, model.stacked_ttm.context(c).unsqueeze(2))
             each = torch.stack([layer.ttm.log_temperature(ah[i], layer.ttm.context(c[i]).unsqueeze(1))
                                 for i, layer in enumerate(layers)])
+            read_out = torch.stack([layer.ttm.readout(ah[i], layer.ttm.context(c[i]).unsqueeze(1))
+                                    for i, layer in enumerate(layers)])  # the per-token path of forward_cached
         bound = rounding_bound(dtype, magnitude=float(each.abs().max()), depth=2, width=model.config.ttm_dim)
         assert (stacked - each).abs().max() <= bound, ((stacked - each).abs().max(), bound)
+        assert (read_out - each).abs().max() <= bound, ((read_out - each).abs().max(), bound)
         return stacked
 
     before = check()

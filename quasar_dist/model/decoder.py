@@ -130,7 +130,7 @@ class DecoderLayer(nn.Module):
             ah = self.ttm.project(hn) if batch.temperatures else None
         if batch.temperatures:
             bc = cache.bc[layer_idx, batch.read] if isinstance(batch.read, slice) else cache.bc[layer_idx].index_select(0, batch.rows)
-            log_tau_new = self.ttm.log_temperature(ah, bc.unsqueeze(1))  # [B, T]
+            log_tau_new = self.ttm.readout(ah, bc.unsqueeze(1))  # [B, T]
         else:  # guidance off and nobody reads temperatures: no TTM at all
             ah, log_tau_new = None, batch.zeros
         cache.write(layer_idx, batch, k, v, ah, log_tau_new, hn)

@@ -112,7 +112,7 @@ def step_one_scores(model, cache: TemperatureKVCache, batch: CacheBatch, upto: i
     hn = layers[upto].input_layernorm(x)
     last = hn[torch.arange(x.shape[0], device=x.device), (batch.num_new - 1).clamp(min=0)]  # [B, d]
     ttm = layers[upto].ttm
-    own = ttm.log_temperature(ttm.project(hn), ttm.context(last).unsqueeze(1))  # [B, T]
+    own = ttm.readout(ttm.project(hn), ttm.context(last).unsqueeze(1))  # [B, T]
     return combine_layers(torch.cat([done.float(), own.float().unsqueeze(0)]), over_layers)
 
 

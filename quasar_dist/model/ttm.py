@@ -33,6 +33,8 @@ class TokenTemperature(nn.Module):
         self.E = nn.Parameter(torch.zeros(ttm_dim, hidden_size))  # context projection (bilinear)
         self.w = nn.Parameter(torch.zeros(ttm_dim))
         self.b = nn.Parameter(torch.zeros(1))
+        self._readout_key = None
+        self._readout_weights = None
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -60,14 +62,41 @@ class TokenTemperature(nn.Module):
 
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """log tau from A h and the step's context projections (broadcast): [..., r] -> [...].
-        Log space keeps bias mode finite."""
+        Log space keeps bias mode finite. Differentiable (training); inference uses `readout`."""
         return math.log(self.tau_max) + F.logsigmoid(self.keep_logit(ah, ctx))
+
+    def readout(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        """The same log tau without autograd, in the few in-place passes of `readout` (the
+        per-token read-out of every cached forward). The read-out weights are a cache, rebuilt
+        when w or b is replaced or changed in place."""
+        key = (self.w.data_ptr(), self.w._version, self.b.data_ptr(), self.b._version)
+        if key != self._readout_key:
+            with torch.no_grad():
+                self._readout_weights = (2.0 * self.w, self.b - self.w.sum())  # 2w: exact
+            self._readout_key = key
+        w2, const = self._readout_weights
+        return readout(ah, ctx, w2, const, math.log(self.tau_max))
 
 
 def split_context(ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """[B c ; E c] -> (B c, E c)."""
     r = ctx.shape[-1] // 2
     return ctx[..., :r], ctx[..., r:]
+
+
+def readout(ah: torch.Tensor, ctx: torch.Tensor, w2: torch.Tensor, const: torch.Tensor, log_tau_max: float) -> torch.Tensor:
+    """log tau from A h [..., r] and [B c ; E c] [..., 2r] (broadcastable to it), with the
+    read-out weights 2w [..., r] and b - sum(w) [...] broadcastable to the result. The formula of
+    `TokenTemperature.log_temperature`, in a few in-place passes over one buffer, with tanh
+    written as 2 sigmoid(2x) - 1 (the same function; on CPU torch's sigmoid is ~3.5x faster than
+    its tanh, and this runs for every new token of every layer and, at a boundary, for every
+    live entry):  z = w . tanh(x) + b = (2w) . sigmoid(2x) + (b - sum w),  x = A h + B c.
+    No autograd."""
+    bc, ec = split_context(ctx)
+    x = torch.add(ah, bc).mul_(2.0).sigmoid_()  # doubling is exact
+    x.mul_(w2).addcmul_(ah, ec)  # + the bilinear term
+    z = x.sum(-1).add_(const)
+    return F.logsigmoid(z).add_(log_tau_max)
 
 
 class StackedTTM:
@@ -101,17 +130,9 @@ class StackedTTM:
         return torch.bmm(c.to(weight.dtype), weight.transpose(1, 2))
 
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """log tau of the first l layers: ah [l, ..., r] and the context projections [l, ..., 2r]
-        broadcastable to it. Returns [l, ...]. The formula of `log_temperature`, in a few
-        in-place passes over one buffer, with tanh written as 2 sigmoid(2x) - 1 (the same
-        function; on CPU torch's sigmoid is ~3.5x faster than its tanh, and this refresh runs over
-        every live entry of every layer at every boundary):
-            z = w . tanh(x) + b = (2w) . sigmoid(2x) + (b - sum w),  x = A h + B c."""
+        """log tau of the first l layers (`readout`): ah [l, ..., r] and the context projections
+        [l, ..., 2r] broadcastable to it. Returns [l, ...]."""
         _, w2, const, log_tau_max = self._weights()
         layers = ah.shape[0]
         ones = (1,) * (ah.dim() - 2)
-        bc, ec = split_context(ctx)
-        x = torch.add(ah, bc).mul_(2.0).sigmoid_()  # [l, ..., r]; doubling is exact
-        x.mul_(w2[:layers].view(layers, *ones, -1)).addcmul_(ah, ec)  # + the bilinear term
-        z = x.sum(-1).add_(const[:layers].view(layers, *ones))
-        return F.logsigmoid(z).add_(log_tau_max)
+        return readout(ah, ctx, w2[:layers].view(layers, *ones, -1), const[:layers].view(layers, *ones), log_tau_max)

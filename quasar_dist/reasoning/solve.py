@@ -30,10 +30,14 @@ def resolve_guidance(model, config: ReasoningConfig) -> str:
 MAX_AUTO_SLOTS = 512  # more slots than this bought nothing measurable on 2 cores (docs/benchmarks.md)
 
 
-def build_engine(model, tokenizer, config: ReasoningConfig) -> Engine:
-    """One engine (one cache allocation) that can serve many solve_prompts calls."""
-    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=engine_slots(model, config),
-                  max_len=config.max_cache_len)
+def build_engine(model, tokenizer, config: ReasoningConfig, most_sequences: int | None = None) -> Engine:
+    """One engine (one cache allocation) that can serve many solve_prompts calls; with
+    `most_sequences` (a one-off call that knows its prompts), no more slots than it will fill:
+    the cache is zeroed when allocated, and 512 slots take ~0.1 s of a 200-task call here."""
+    slots = engine_slots(model, config)
+    if most_sequences is not None:
+        slots = max(1, min(slots, most_sequences))
+    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=slots, max_len=config.max_cache_len)
 
 
 def engine_slots(model, config: ReasoningConfig) -> int:
@@ -48,7 +52,7 @@ def engine_slots(model, config: ReasoningConfig) -> int:
 def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig, *, engine: Engine | None = None) -> list[dict]:
     """One output row per prompt, in order (see task_row for the fields)."""
     guidance = resolve_guidance(model, config)
-    engine = engine or build_engine(model, tokenizer, config)
+    engine = engine or build_engine(model, tokenizer, config, most_sequences=len(prompts))
     if engine.has_work():
         raise RuntimeError("engine is busy: one solve_prompts call at a time")
     commit_steps = config.mode == "gsot" or guidance != "off"  # otherwise temperatures are never read
