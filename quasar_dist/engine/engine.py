@@ -69,8 +69,10 @@ class Engine:
             now = time.perf_counter()
             for seq in admitted:
                 seq.admitted_at = now
-        for seq, old_slot in self.scheduler.compact():
-            self.runner.move(old_slot, seq.slot)
+        moves = self.scheduler.compact()
+        if moves:
+            self.runner.move([old for _, old in moves], [seq.slot for seq, _ in moves],
+                             max(seq.num_cached for seq, _ in moves))
         self.runner.temperatures = any(s.commit_steps for s in self.scheduler.holding.values())
         self._draw_resumed()
         forwards = [self._forward(kind, rows, group) for kind, rows, group in self.scheduler.runnable()]

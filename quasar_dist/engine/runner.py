@@ -56,9 +56,10 @@ class ModelRunner:
         return self.model.forward_cached(batch, self.cache).float().cpu()
 
     @torch.no_grad()
-    def move(self, src: int, dst: int) -> None:
-        """A sequence changes slots (scheduler.compact): its cache rows go with it."""
-        self.cache.move(src, dst)
+    def move(self, src: list[int], dst: list[int], upto: int) -> None:
+        """Sequences change slots (scheduler.compact): their cache rows go with them, in one
+        batched copy; `upto` is the most live entries any of them holds."""
+        self.cache.move(src, dst, upto)
 
     def reset(self, slots: list[int]) -> None:
         self.cache.reset(slots)

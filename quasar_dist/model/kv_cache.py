@@ -123,12 +123,21 @@ class TemperatureKVCache:
             buf[:, index] = 0
         self.log_tau[:, index] = DEAD
 
-    def move(self, src: int, dst: int) -> None:
-        """Copy slot src's whole state to slot dst (the scheduler compacts the slots in use)."""
-        for buf in (self.k, self.v, self.ah, self.log_tau, self.bc, self.ctx_sum, self.pend_sum, self.pend_last):
-            buf[:, dst] = buf[:, src]
+    def move(self, src: list[int], dst: list[int], upto: int) -> None:
+        """Copy the state of slots src to slots dst (the scheduler compacts the slots in use;
+        src and dst disjoint). `upto`: the most live entries of a moved slot; entries past it
+        are dead in the source, so of k, v and A h only [0, upto) is copied, and log tau (-inf
+        past a slot's length) whole; the small per-slot buffers in one gather and one write each."""
+        for s, d in zip(src, dst):  # slot by slot: index_select of a narrowed view is ~100x slower
+            self.k[:, d, :, :upto] = self.k[:, s, :, :upto]
+            self.v[:, d, :, :upto] = self.v[:, s, :, :upto]
+            self.ah[:, d, :upto] = self.ah[:, s, :upto]
+        src_index = torch.tensor(src, dtype=torch.long, device=self.device)
+        dst_index = torch.tensor(dst, dtype=torch.long, device=self.device)
+        for buf in (self.log_tau, self.bc, self.ctx_sum, self.pend_sum, self.pend_last):
+            buf.index_copy_(1, dst_index, buf.index_select(1, src_index))
         for buf in (self.positions, self.length, self.next_pos, self.ctx_count, self.pend_count):
-            buf[dst] = buf[src]
+            buf.index_copy_(0, dst_index, buf.index_select(0, src_index))
 
     # -- used by the model's cached forward ------------------------------------------------
     def write(self, layer: int, batch: CacheBatch, k, v, ah, log_tau, h) -> None:
