@@ -31,6 +31,11 @@ def configure_ray_data(show_progress_bars: bool = False) -> None:
     ctx.enable_operator_progress_bars = show_progress_bars
     ctx.enable_auto_log_stats = False
     ctx.print_on_execution_start = False
+    # Ray 2.60's default Parquet reader (DataSourceV2) starts a pool of footer-reading actors,
+    # four processes, before the first row is read: on a 2-core machine they compete with the
+    # replica's start-up. The V1 reader reads the footers in its read tasks; a 200-task
+    # `quasar run` took 30.5-30.7 s against 33.9-36.3 s with V2 (docs/benchmarks.md).
+    ctx.use_datasource_v2 = False
     # Its log lines would too ("execution finished", and a traceback when a replica fails, which
     # the job turns into one line: ray_errors.py).
     logging.getLogger("ray.data").setLevel(logging.INFO if show_progress_bars else logging.CRITICAL)
