@@ -1,10 +1,17 @@
-"""quasar-dist: distributed batch reasoning with temperature-guided language models."""
-from .model import load_model
+"""quasar-dist: distributed batch reasoning with temperature-guided language models.
+
+The names below load on first use: the job's driver, its stage actors and Ray Data's read tasks
+import submodules of this package that need neither torch nor the model, and importing torch
+costs ~2 s of CPU in every such process (docs/benchmarks.md, start-up)."""
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name):  # Reasoner pulls in the engine, the processor Ray: import them only when asked for
+def __getattr__(name):  # the model pulls in torch, Reasoner the engine, the processor Ray
+    if name == "load_model":
+        from .model import load_model
+
+        return load_model
     if name == "Reasoner":
         from .reasoning.reasoner import Reasoner
 

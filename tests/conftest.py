@@ -10,7 +10,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 import pytest
 
-from quasar_dist.model.registry import SHIPPED
+from quasar_dist.model.folder import SHIPPED
 
 HAS_TINY = (SHIPPED["tiny"] / "config.json").is_file()
 

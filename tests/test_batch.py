@@ -31,7 +31,7 @@ from quasar_dist.batch.schema import OUTPUT_SCHEMA, output_row, output_table
 from quasar_dist.batch.task_plan import plan_tasks, scan_task_ids
 from quasar_dist.cli import main
 from quasar_dist.data.tasks import make_tasks, write_tasks
-from quasar_dist.model.registry import SHIPPED
+from quasar_dist.model.folder import SHIPPED
 from quasar_dist.report.build import report_from_dir
 from quasar_dist.report.run_log import append_event
 from quasar_dist.util.typed_config import ConfigError

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from quasar_dist.cli import main
 from quasar_dist.data.tasks import make_tasks, write_tasks
-from quasar_dist.model.registry import SHIPPED
+from quasar_dist.model.folder import SHIPPED
 
 pytest.importorskip("lm_eval")
 pytestmark = pytest.mark.skipif(not (SHIPPED["tiny"] / "config.json").is_file(), reason="needs the shipped model")

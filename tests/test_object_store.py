@@ -25,7 +25,7 @@ from quasar_dist.batch.schema import output_row, output_table
 from quasar_dist.batch.uri import is_uri, local_path
 from quasar_dist.cli import main
 from quasar_dist.data.tasks import make_tasks, write_tasks
-from quasar_dist.model.registry import SHIPPED
+from quasar_dist.model.folder import SHIPPED
 from quasar_dist.util.errors import InputError
 from process_groups import sigkill_driver_when
 from s3_server import s3_server

@@ -11,7 +11,7 @@ import ray
 
 import quasar_dist
 from quasar_dist.data.tasks import make_tasks
-from quasar_dist.model.registry import SHIPPED
+from quasar_dist.model.folder import SHIPPED
 from quasar_dist.util.typed_config import ConfigError
 
 HAS_TINY = (SHIPPED["tiny"] / "config.json").is_file()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quasar_dist.model import ModelConfig, ModelLoadError, resolve_model_path
-from quasar_dist.model.adapter import adapted_config, read_adapter
-from quasar_dist.model.checkpoint import read_config
-from quasar_dist.parallel.deepspeed_tp import check_shardable
+from quasar_dist.model.config import ModelConfig, ModelLoadError
+from quasar_dist.model.folder import adapted_config, read_adapter, read_config, resolve_model_path
+from quasar_dist.parallel.config import check_shardable
 from quasar_dist.util.typed_config import ConfigError
 
 

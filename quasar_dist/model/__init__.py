@@ -1,12 +1,23 @@
-"""The temperature-guided decoder (plain PyTorch: imports neither ray nor deepspeed)."""
-from .checkpoint import load_pretrained, save_pretrained
-from .config import GUIDANCE_MODES, ModelConfig, ModelLoadError
-from .decoder import QuasarForCausalLM
-from .kv_cache import TemperatureKVCache
-from .registry import load_model, resolve_model_path
-from .tokenizer import TextTokenizer
+"""The temperature-guided decoder (plain PyTorch: imports neither ray nor deepspeed).
 
-__all__ = [
-    "GUIDANCE_MODES", "ModelConfig", "ModelLoadError", "QuasarForCausalLM", "TemperatureKVCache",
-    "TextTokenizer", "load_model", "load_pretrained", "resolve_model_path", "save_pretrained",
-]
+The names below load on first use, so code that only reads a model folder (`model.folder`:
+the job's driver, the stage actors) does not import torch."""
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "GUIDANCE_MODES": ".config", "ModelConfig": ".config", "ModelLoadError": ".config",
+    "QuasarForCausalLM": ".decoder", "TemperatureKVCache": ".kv_cache", "TextTokenizer": ".tokenizer",
+    "load_model": ".registry", "load_pretrained": ".checkpoint", "resolve_model_path": ".folder",
+    "save_pretrained": ".checkpoint",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+
+
+__all__ = sorted(_HOMES)

@@ -9,19 +9,14 @@ untrained adapter is the identity (w = E = 0, b = 0): the outputs equal the base
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import TTM_CONTEXTS, ModelConfig, ModelLoadError
-
-WEIGHTS = "ttm.safetensors"
-CONFIG = "ttm_config.json"
-TTM_FIELDS = ("ttm_dim", "tau_max", "ttm_context", "guidance")
-SHAPE_FIELDS = ("hidden_size", "num_layers")
+from .config import ModelLoadError
+from .folder import ADAPTER_CONFIG as CONFIG, ADAPTER_WEIGHTS as WEIGHTS, SHAPE_FIELDS, TTM_FIELDS
 
 
 def save_adapter(model, folder: str | Path, base: str) -> Path:
@@ -35,33 +30,6 @@ def save_adapter(model, folder: str | Path, base: str) -> Path:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if ".ttm." in k}
     save_file(state, str(folder / WEIGHTS))
     return folder
-
-
-def read_adapter(folder: str | Path) -> dict:
-    """The adapter's config, checked (one-line errors)."""
-    folder = Path(folder).expanduser()
-    path = folder / CONFIG
-    if not path.is_file() or not (folder / WEIGHTS).is_file():
-        raise ModelLoadError(f"{folder}: not a TTM adapter folder (needs {CONFIG} and {WEIGHTS})")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    missing = [f for f in SHAPE_FIELDS + TTM_FIELDS if f not in meta]
-    if missing:
-        raise ModelLoadError(f"{path}: missing key {missing[0]!r}")
-    if meta["ttm_context"] not in TTM_CONTEXTS:
-        raise ModelLoadError(f"{path}: unknown ttm_context {meta['ttm_context']!r}")
-    return meta
-
-
-def adapted_config(cfg: ModelConfig, meta: dict, source: str) -> ModelConfig:
-    """The base's config with the adapter's TTM settings; the shapes must match."""
-    for f in SHAPE_FIELDS:
-        if int(meta[f]) != getattr(cfg, f):
-            raise ModelLoadError(f"{source}: adapter is for {f} {meta[f]}, the base has {getattr(cfg, f)}")
-    return replace(cfg, ttm_dim=int(meta["ttm_dim"]), tau_max=float(meta["tau_max"]),
-                   ttm_context=meta["ttm_context"], guidance=meta["guidance"])
 
 
 def load_adapter_weights(model, folder: str | Path) -> None:

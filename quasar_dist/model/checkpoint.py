@@ -9,24 +9,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .adapter import adapted_config, load_adapter_weights, read_adapter
-from .config import ModelConfig, ModelLoadError
+from .adapter import load_adapter_weights
+from .folder import adapted_config, read_adapter, read_config
+from .config import ModelLoadError
 from .decoder import QuasarForCausalLM
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 IGNORED_KEYS = ("rotary_emb.inv_freq",)
 TTM_SEED = 0  # freshly attached TTM projections are drawn from a fixed seed: reproducible
-
-
-def read_config(folder: Path) -> ModelConfig:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise ModelLoadError(f"{folder}: missing config.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    return ModelConfig.from_hf_dict(data, source=str(path))
 
 
 def _weight_files(folder: Path) -> list[Path]:

@@ -7,21 +7,9 @@ import torch
 
 from .checkpoint import load_pretrained
 from .config import ModelLoadError
+from .folder import resolve_model_path
 
-SHIPPED = {"tiny": Path(__file__).resolve().parent.parent / "assets" / "tiny"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_model_path(name_or_path: str | Path) -> Path:
-    if str(name_or_path) in SHIPPED:
-        path = SHIPPED[str(name_or_path)]
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"shipped model {name_or_path!r} is missing from {path} (train it: quasar train configs/train/tiny.yaml)")
-        return path
-    path = Path(name_or_path).expanduser()
-    if not path.is_dir():
-        raise ModelLoadError(f"{name_or_path}: not a shipped model name ({', '.join(SHIPPED)}) nor a model folder")
-    return path
 
 
 def load_model(name_or_path: str | Path, guidance: str | None = None, dtype: torch.dtype | str = torch.float32,

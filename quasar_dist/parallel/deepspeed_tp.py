@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from quasar_dist.model import ModelConfig, QuasarForCausalLM
+from quasar_dist.model import QuasarForCausalLM
 from quasar_dist.model.decoder import DecoderLayer
-from quasar_dist.util.typed_config import ConfigError
+
+from .config import check_shardable
 
 ALL_REDUCE_LINEARS = ("self_attn.o_proj", "mlp.down_proj")
 
@@ -37,13 +38,6 @@ class LmHeadAnyRank(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(x.unsqueeze(1)).squeeze(1) if x.dim() == 2 else self.inner(x)
-
-
-def check_shardable(cfg: ModelConfig, tp: int) -> None:
-    """Heads are split whole, so both head counts must divide by tp (AutoTP would fail less clearly)."""
-    for name in ("num_heads", "num_kv_heads"):
-        if getattr(cfg, name) % tp:
-            raise ConfigError(f"tp={tp} does not divide the model's {name}={getattr(cfg, name)}")
 
 
 def shard_with_autotp(model: QuasarForCausalLM, tp: int, dtype: torch.dtype) -> QuasarForCausalLM:

@@ -12,22 +12,24 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
-import torch
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from quasar_dist.model import ModelLoadError, resolve_model_path
-from quasar_dist.model.checkpoint import read_config
+from quasar_dist.model.config import ModelLoadError
+from quasar_dist.model.folder import read_config, resolve_model_path
 from quasar_dist.util.errors import ResourceError, UserFacingError
 from quasar_dist.util.typed_config import to_dict
 
-from .config import ParallelConfig
-from .deepspeed_tp import check_shardable
+from .config import ParallelConfig, check_shardable
 from .gather import RankFailure, RankMethodError, gather_ranks
 from .placement import release_gang, reserve_gang
 from .rank_worker import RankWorker
 from .result_rows import error_rows
+
+if TYPE_CHECKING:
+    import torch
 
 
 class GangFailedError(RuntimeError):
@@ -46,7 +48,7 @@ class ReplicaGang:
         self.parallel = parallel or ParallelConfig()
         self.guidance = guidance
         self.use_gpu = cluster_has_gpus() if self.parallel.use_gpu is None else self.parallel.use_gpu
-        self.dtype = self.parallel.torch_dtype(self.use_gpu)
+        self.dtype = self.parallel.dtype_name(self.use_gpu)  # a name: this process needs no torch
         self.num_restarts = 0  # rebuilds over the gang's life (for reports and tests)
         self.busy = False  # a call is in flight
         self.actors: list = []
@@ -164,7 +166,7 @@ class ReplicaGang:
             self.busy = False
 
     def logits(self, input_ids: list[list[int]] | torch.Tensor) -> torch.Tensor:
-        ids = input_ids.tolist() if isinstance(input_ids, torch.Tensor) else input_ids
+        ids = input_ids if isinstance(input_ids, list) else input_ids.tolist()
         return self.call("logits", ids)
 
     def greedy(self, prompts: list[str], max_new_tokens: int) -> list[list[int]]:

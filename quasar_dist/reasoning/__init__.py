@@ -1,13 +1,18 @@
-"""Reasoning loops above the engine: GSoT (guided sequence of thought) and the CoT baseline."""
-from .config import ReasoningConfig
-from .solve import solve_prompts
+"""Reasoning loops above the engine: GSoT (guided sequence of thought) and the CoT baseline.
 
-__all__ = ["Reasoner", "ReasoningConfig", "solve_prompts"]
+The names below load on first use: `reasoning.config` is read by processes that never decode
+(the job's driver, the stage actors), and the loops pull in the engine and torch."""
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {"Reasoner": ".reasoner", "ReasoningConfig": ".config", "solve_prompts": ".solve"}
 
 
-def __getattr__(name):  # Reasoner imports model loading; keep `import quasar_dist.reasoning` light
-    if name == "Reasoner":
-        from .reasoner import Reasoner
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)
 
-        return Reasoner
-    raise AttributeError(name)
+
+__all__ = sorted(_HOMES)
