@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -274,3 +275,21 @@ def test_run_attaches_a_ttm_adapter_and_resume_checks_it(ray_local, tmp_path, ru
     assert code != 0 and "made with ttm=" in output
     code, output = quasar_run(*args[:-2], "--output", str(tmp_path / "bad"), "--ttm", str(tmp_path))
     assert code != 0 and "not a TTM adapter folder" in output and not (tmp_path / "bad" / "results").exists()
+
+
+def test_driver_stage_and_read_tasks_do_not_import_torch():
+    """Only the rank actors compute. The driver (the job and the CLI), the replicas' stage actors
+    (which build the gangs and check the model folder) and Ray Data's read tasks (prepare_tasks)
+    must not import torch: it costs ~2 s of CPU in every such process at start-up."""
+    code = (
+        "import sys\n"
+        "import quasar_dist.cli, quasar_dist.batch.job, quasar_dist.batch.stage, quasar_dist.batch.prepare\n"
+        "from quasar_dist.batch.model_check import check_model\n"
+        "from quasar_dist.parallel import ParallelConfig, ReplicaGang\n"
+        "check_model('tiny', 1, gsot={'kv_budget': 0.5})\n"
+        "ParallelConfig().dtype_name(use_gpu=False)\n"
+        "print(sorted(m for m in ('torch', 'deepspeed', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

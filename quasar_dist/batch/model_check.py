@@ -24,8 +24,7 @@ def check_model(name_or_path: str, tp: int, ttm: str | None = None, gsot: dict |
     except ValueError as exc:
         raise ConfigError(f"tp: {exc}") from None
     if gsot is not None:
-        from quasar_dist.reasoning.config import ReasoningConfig
-        from quasar_dist.reasoning.solve import check_budget_layer
+        from quasar_dist.reasoning.config import ReasoningConfig, check_budget_layer
         from quasar_dist.util.typed_config import from_dict
 
         reasoning = from_dict(ReasoningConfig, {**gsot, "mode": mode}, source="run config", prefix="gsot.")

@@ -157,3 +157,12 @@ def _rope_theta(d: dict, source: str) -> float:
             raise ModelLoadError(f"{source}: RoPE type {kind!r} is not supported (plain RoPE only)")
     theta = params.get("rope_theta", d.get("rope_theta", 10000.0))
     return float(theta)
+
+
+def check_drop_layers(config, layers: int) -> None:
+    """Dropping after `layers` layers must leave layers to skip, and the TTM context must be the
+    last token's (a mean context would count the dropped tokens). config: the ModelConfig."""
+    if not 1 <= layers < config.num_layers:
+        raise ValueError(f"kv_budget_layer must be >= 1 and below the model's {config.num_layers} layers, got {layers}")
+    if config.ttm_context != "last":
+        raise ValueError("kv_budget_layer needs a model with ttm_context 'last' (this one uses the mean context)")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import check_drop_layers
 from .cache_batch import CacheBatch, write_indices
 from .kv_cache import TemperatureKVCache, combine_layers
 
@@ -43,15 +44,6 @@ class PrefillDrop:
     """How the layers' temperatures combine into a token's score (kv_cache.combine_layers)."""
     kept: list[int] | None = None
     """Filled by the forward: the entries each row kept."""
-
-
-def check_drop_layers(config, layers: int) -> None:
-    """Dropping after `layers` layers must leave layers to skip, and the TTM context must be the
-    last token's (a mean context would count the dropped tokens). config: the ModelConfig."""
-    if not 1 <= layers < config.num_layers:
-        raise ValueError(f"kv_budget_layer must be >= 1 and below the model's {config.num_layers} layers, got {layers}")
-    if config.ttm_context != "last":
-        raise ValueError("kv_budget_layer needs a model with ttm_context 'last' (this one uses the mean context)")
 
 
 def check_prefill_drop(config, batch: CacheBatch, drop: PrefillDrop) -> None:

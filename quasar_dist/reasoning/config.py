@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from quasar_dist.model.config import GUIDANCE_MODES
+from quasar_dist.model.config import GUIDANCE_MODES, check_drop_layers
 
 MODES = ("gsot", "cot")
 
@@ -129,3 +129,10 @@ def _at_least(cfg: ReasoningConfig, low: float, *names: str) -> None:
         value = getattr(cfg, name)
         if value < low:
             raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def check_budget_layer(model_config, config: ReasoningConfig) -> None:
+    """kv_budget_layer must leave layers to skip, and the context must be the last token's
+    (model_config: the model's ModelConfig; the job checks it from config.json alone)."""
+    if config.kv_budget_layer is not None and config.mode == "gsot":
+        check_drop_layers(model_config, config.kv_budget_layer)

@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from quasar_dist.engine import Engine, SamplingParams, Sequence, StopRule
 from quasar_dist.engine.sequence import PrefillBudget
 from quasar_dist.model.kv_cache import TemperatureKVCache
-from quasar_dist.model.prefill_drop import check_drop_layers
 
-from .config import ReasoningConfig
+from .config import ReasoningConfig, check_budget_layer
 from .cot import CotPolicy
 from .gsot import GsotPolicy
 from .signals import budget_count
@@ -96,13 +95,6 @@ def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, max_len: 
         prefill_budget=prefill_budget(config, len(ids)),
     )
     return Task(index, seq, prompt_tokens=len(ids))
-
-
-def check_budget_layer(model_config, config: ReasoningConfig) -> None:
-    """kv_budget_layer must leave layers to skip, and the context must be the last token's
-    (model_config: the model's ModelConfig; the job checks it from config.json alone)."""
-    if config.kv_budget_layer is not None and config.mode == "gsot":
-        check_drop_layers(model_config, config.kv_budget_layer)
 
 
 def prefill_budget(config: ReasoningConfig, n: int) -> PrefillBudget | None:
