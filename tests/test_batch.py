@@ -278,8 +278,9 @@ def test_run_attaches_a_ttm_adapter_and_resume_checks_it(ray_local, tmp_path, ru
 
 
 def test_driver_stage_and_read_tasks_do_not_import_torch():
-    """Only the rank actors compute. The driver (the job and the CLI), the replicas' stage actors
-    (which build the gangs and check the model folder) and Ray Data's read tasks (prepare_tasks)
+    """Only the rank actors compute. The driver (the job, the CLI, the report and its FLOPs), the
+    replicas' stage actors (which build the gangs and check the model folder) and Ray Data's read
+    tasks (prepare_tasks)
     must not import torch: it costs ~2 s of CPU in every such process at start-up."""
     code = (
         "import sys\n"
@@ -288,6 +289,9 @@ def test_driver_stage_and_read_tasks_do_not_import_torch():
         "from quasar_dist.parallel import ParallelConfig, ReplicaGang\n"
         "check_model('tiny', 1, gsot={'kv_budget': 0.5})\n"
         "ParallelConfig().dtype_name(use_gpu=False)\n"
+        "from quasar_dist.report.build import model_shape\n"
+        "from quasar_dist.engine.flops import flops_for\n"
+        "flops_for(model_shape('tiny'), 10, 10, 0)\n"
         "print(sorted(m for m in ('torch', 'deepspeed', 'transformers') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -4,14 +4,25 @@
     Scheduler  CPU decisions: slots, continuous batching (scheduler.py)
     ModelRunner tensors: the one TemperatureKVCache and the model forwards (runner.py)
     Engine     `step()` plus boundary operations for the reasoning loop (engine.py)
-"""
-from .engine import Engine
-from .flops import flops_for, params_per_token
-from .generate import generate
-from .sequence import Checkpoint, Counters, Event, ProbeResult, SamplingParams, Sequence, SequenceStatus
-from .stopping import ANSWER_MARK, StopRule
 
-__all__ = [
-    "ANSWER_MARK", "Checkpoint", "Counters", "Engine", "Event", "ProbeResult", "SamplingParams",
-    "Sequence", "SequenceStatus", "StopRule", "flops_for", "generate", "params_per_token",
-]
+The names below load on first use: the job's report counts FLOPs (flops.py) without torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "ANSWER_MARK": ".stopping", "Checkpoint": ".sequence", "Counters": ".sequence", "Engine": ".engine",
+    "Event": ".sequence", "ProbeResult": ".sequence", "SamplingParams": ".sequence", "Sequence": ".sequence",
+    "SequenceStatus": ".sequence", "StopRule": ".stopping", "flops_for": ".flops", "generate": ".generate",
+    "params_per_token": ".flops",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+
+
+__all__ = sorted(_HOMES)

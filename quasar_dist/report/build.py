@@ -29,8 +29,7 @@ def model_shape(model: str | None):
     if not model:
         return None
     try:
-        from quasar_dist.model import resolve_model_path
-        from quasar_dist.model.checkpoint import read_config
+        from quasar_dist.model.folder import read_config, resolve_model_path
 
         return read_config(Path(resolve_model_path(model)))
     except Exception:  # the report must not fail because a model moved
