@@ -14,7 +14,9 @@ _HOMES = {"OUTPUT_SCHEMA": ".schema", "ReasonStage": ".stage", "RunConfig": ".co
 def __getattr__(name: str):
     if name not in _HOMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
+    globals()[name] = value  # cached, and over a same-named submodule the import just bound
+    return value
 
 
 __all__ = sorted(_HOMES)
