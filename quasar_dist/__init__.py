@@ -3,24 +3,15 @@
 The names below load on first use: the job's driver, its stage actors and Ray Data's read tasks
 import submodules of this package that need neither torch nor the model, and importing torch
 costs ~2 s of CPU in every such process (docs/benchmarks.md, start-up)."""
+from __future__ import annotations
+
+from quasar_dist.util.lazy_names import lazy_getattr
 
 __version__ = "0.1.0"
 
+_HOMES = {"load_model": ".model", "Reasoner": ".reasoning.reasoner", "build_processor": ".batch.processor",
+          "ProcessorConfig": ".batch.processor_config"}
 
-def __getattr__(name):  # the model pulls in torch, Reasoner the engine, the processor Ray
-    if name == "load_model":
-        from .model import load_model
-
-        return load_model
-    if name == "Reasoner":
-        from .reasoning.reasoner import Reasoner
-
-        return Reasoner
-    if name in ("build_processor", "ProcessorConfig"):
-        from .batch import processor, processor_config
-
-        return getattr(processor if name == "build_processor" else processor_config, name)
-    raise AttributeError(name)
-
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 __all__ = ["load_model", "Reasoner", "build_processor", "ProcessorConfig", "__version__"]

@@ -5,18 +5,12 @@ The names below load on first use: Ray Data's read tasks import `batch.prepare` 
 package), and the stage and the job pull in the model layer and torch, which they do not need."""
 from __future__ import annotations
 
-import importlib
+from quasar_dist.util.lazy_names import lazy_getattr
 
 _HOMES = {"OUTPUT_SCHEMA": ".schema", "ReasonStage": ".stage", "RunConfig": ".config", "run_batch": ".job",
           "run_from_cli": ".job"}
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
-    globals()[name] = value  # cached, and over a same-named submodule the import just bound
-    return value
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 
 __all__ = sorted(_HOMES)

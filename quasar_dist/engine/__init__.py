@@ -9,7 +9,7 @@ The names below load on first use: the job's report counts FLOPs (flops.py) with
 """
 from __future__ import annotations
 
-import importlib
+from quasar_dist.util.lazy_names import lazy_getattr
 
 _HOMES = {
     "ANSWER_MARK": ".stopping", "Checkpoint": ".sequence", "Counters": ".sequence", "Engine": ".engine",
@@ -18,13 +18,7 @@ _HOMES = {
     "params_per_token": ".flops",
 }
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
-    globals()[name] = value  # cached, and over a same-named submodule the import just bound
-    return value
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 
 __all__ = sorted(_HOMES)

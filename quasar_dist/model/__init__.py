@@ -4,7 +4,7 @@ The names below load on first use, so code that only reads a model folder (`mode
 the job's driver, the stage actors) does not import torch."""
 from __future__ import annotations
 
-import importlib
+from quasar_dist.util.lazy_names import lazy_getattr
 
 _HOMES = {
     "GUIDANCE_MODES": ".config", "ModelConfig": ".config", "ModelLoadError": ".config",
@@ -13,13 +13,7 @@ _HOMES = {
     "save_pretrained": ".checkpoint",
 }
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
-    globals()[name] = value  # cached, and over a same-named submodule the import just bound
-    return value
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 
 __all__ = sorted(_HOMES)

@@ -5,7 +5,7 @@ The names below load on first use, so code that needs one Ray-free submodule (tr
 `parallel.comm_fix`) does not import Ray."""
 from __future__ import annotations
 
-import importlib
+from quasar_dist.util.lazy_names import lazy_getattr
 
 _HOMES = {
     "ParallelConfig": ".config", "shard_with_autotp": ".deepspeed_tp", "GangFailedError": ".gang",
@@ -13,11 +13,7 @@ _HOMES = {
     "RANK_METHODS": ".rank_methods",
 }
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name], __name__), name)
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 
 __all__ = sorted(_HOMES)

@@ -4,17 +4,11 @@ The names below load on first use: `reasoning.config` is read by processes that 
 (the job's driver, the stage actors), and the loops pull in the engine and torch."""
 from __future__ import annotations
 
-import importlib
+from quasar_dist.util.lazy_names import lazy_getattr
 
 _HOMES = {"Reasoner": ".reasoner", "ReasoningConfig": ".config", "solve_prompts": ".solve"}
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
-    globals()[name] = value  # cached, and over a same-named submodule the import just bound
-    return value
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 
 __all__ = sorted(_HOMES)
