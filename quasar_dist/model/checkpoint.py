@@ -10,9 +10,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .adapter import load_adapter_weights
-from .folder import adapted_config, read_adapter, read_config
 from .config import ModelLoadError
 from .decoder import QuasarForCausalLM
+from .folder import adapted_config, read_adapter, read_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 IGNORED_KEYS = ("rotary_emb.inv_freq",)

@@ -41,7 +41,8 @@ class RankWorker:
         model = load_model(model_name, guidance=guidance, dtype=dtype, ttm=ttm)
         self.tokenizer = TextTokenizer.from_folder(resolve_model_path(model_name), model.config)
         if dist is not None:
-            from .deepspeed_tp import check_shardable, shard_with_autotp
+            from .config import check_shardable
+            from .deepspeed_tp import shard_with_autotp
             from .rendezvous import init_process_group
 
             check_shardable(model.config, self.tp)  # before the rendezvous: fail fast, on all ranks
