@@ -280,8 +280,8 @@ def test_run_attaches_a_ttm_adapter_and_resume_checks_it(ray_local, tmp_path, ru
 def test_driver_stage_and_read_tasks_do_not_import_torch():
     """Only the rank actors compute. The driver (the job, the CLI, the report and its FLOPs), the
     replicas' stage actors (which build the gangs and check the model folder) and Ray Data's read
-    tasks (prepare_tasks)
-    must not import torch: it costs ~2 s of CPU in every such process at start-up."""
+    tasks (prepare_tasks) must not import torch: it costs ~2 s of CPU in every such process at
+    start-up."""
     code = (
         "import sys\n"
         "import quasar_dist.cli, quasar_dist.batch.job, quasar_dist.batch.stage, quasar_dist.batch.prepare\n"

@@ -295,8 +295,8 @@ def test_load_errors_are_one_line(hf_pair, tmp_path):
 def test_stacked_ttm_equals_each_layer_and_follows_weight_updates(hf_pair, dtype):
     """The batched boundary refresh (all layers at once, tanh as 2 sigmoid(2x) - 1) and the
     per-layer inference read-out give each layer's own log_temperature to rounding, with context
-    projections broadcast over tokens, and
-    their cached weights are rebuilt when a weight changes in place (an optimizer step)."""
+    projections broadcast over tokens, and their cached weights are rebuilt when a weight
+    changes in place (an optimizer step)."""
     _, folder, _ = hf_pair
     model = _trained_like_model(folder, "bias").to(dtype)
     layers = model.model.layers

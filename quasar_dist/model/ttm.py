@@ -67,15 +67,19 @@ class TokenTemperature(nn.Module):
 
     def readout(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """The same log tau without autograd, in the few in-place passes of `readout` (the
-        per-token read-out of every cached forward). The read-out weights are a cache, rebuilt
-        when w or b is replaced or changed in place."""
+        per-token read-out of every cached forward)."""
+        w2, const = self.readout_weights()
+        return readout(ah, ctx, w2, const, math.log(self.tau_max))
+
+    def readout_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(2w [r], b - sum(w) [1]): the weights `readout` takes. A cache, rebuilt when w or b is
+        replaced or changed in place (an optimizer step)."""
         key = (self.w.data_ptr(), self.w._version, self.b.data_ptr(), self.b._version)
         if key != self._readout_key:
             with torch.no_grad():
                 self._readout_weights = (2.0 * self.w, self.b - self.w.sum())  # 2w: exact
             self._readout_key = key
-        w2, const = self._readout_weights
-        return readout(ah, ctx, w2, const, math.log(self.tau_max))
+        return self._readout_weights
 
 
 def split_context(ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,9 +122,8 @@ class StackedTTM:
         if key != self._key:
             with torch.no_grad():
                 context_weight = torch.stack([torch.cat([t.B, t.E]) for t in ttms])  # [L, 2r, d]
-                w = torch.stack([t.w for t in ttms])  # [L, r]
-                const = torch.stack([t.b for t in ttms]).view(-1) - w.sum(-1)  # [L]
-            self._stacks = (context_weight, 2.0 * w, const, math.log(ttms[0].tau_max))  # 2w: exact
+                w2, const = (torch.stack(parts) for parts in zip(*(t.readout_weights() for t in ttms)))
+            self._stacks = (context_weight, w2, const.view(-1), math.log(ttms[0].tau_max))  # [L, r], [L]
             self._key = key
         return self._stacks
 
