@@ -13,7 +13,7 @@ import torch
 from quasar_dist.model import QuasarForCausalLM
 from quasar_dist.reasoning import Reasoner, ReasoningConfig, solve_prompts
 from quasar_dist.reasoning.signals import budget_keep_mask, keep_mask, max_temperature_change, step_heat
-from quasar_dist.reasoning.solve import _make_task, submission_order
+from quasar_dist.reasoning.solve import _make_task, build_engine, submission_order
 from quasar_dist.util.typed_config import ConfigError, from_dict, load_config
 
 from tolerance import model_bound
@@ -282,7 +282,8 @@ def test_sequences_are_submitted_shortest_prompt_first(tokenizer):
     """The engine gets the shortest prompts first (sequences decoding together then have similar
     lengths, docs/engine.md), ties in input order; the rows still come back in input order."""
     prompts = sorted(PROMPTS, key=len, reverse=True) + [PROMPTS[0]]
-    tasks = [_make_task(i, p, tokenizer, ReasoningConfig(), 256, True) for i, p in enumerate(prompts)]
+    engine = build_engine(random_model(), tokenizer, ReasoningConfig(), most_sequences=1)
+    tasks = [_make_task(i, p, tokenizer, ReasoningConfig(), engine, True) for i, p in enumerate(prompts)]
     order = [t.index for t in submission_order(tasks)]
     lengths = [len(tasks[i].seq.prompt_ids) for i in order]
     assert lengths == sorted(lengths) and lengths[0] < lengths[-1]

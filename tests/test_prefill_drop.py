@@ -11,7 +11,7 @@ from quasar_dist.model.prefill_drop import PrefillDrop
 from quasar_dist.parallel.toy_model import randomise_ttm
 from quasar_dist.reasoning import ReasoningConfig
 from quasar_dist.reasoning.signals import budget_count, budget_keep_mask
-from quasar_dist.reasoning.solve import solve_prompts
+from quasar_dist.reasoning.solve import ANSWER_MARK_ROOM, build_engine, engine_slots, slot_entries, solve_prompts
 
 from test_engine import PROMPTS, make_tokenizer, tiny_config
 from tolerance import model_bound
@@ -167,3 +167,45 @@ def test_flops_count_the_skipped_layers():
     assert flops_for(cfg, 10, 50) - flops_for(cfg, 10, 50, dropped_token_layers=3) == pytest.approx(
         2.0 * params_per_layer(cfg) * 3)
     assert math.isclose(flops_for(cfg, 10, 50, 0), flops_for(cfg, 10, 50))
+
+
+def _without_latency(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "latency_s"} for r in rows]
+
+
+def test_a_prefill_budget_sizes_slots_to_what_prompts_keep():
+    """Decided inside prefill, the dropped tokens never reach the cache: a slot holds what the
+    longest admissible prompt keeps plus generation and a trial answer (automatic
+    kv_slot_entries), the same memory holds more slots, a prompt longer than a slot runs, and
+    every row equals the one full-size slots give."""
+    model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
+    long_prompt = " ".join(["the cat has 3 apples"] * 9)  # 45 words: longer than the slot below
+    prompts = PROMPTS + [long_prompt]
+    base = dict(max_new_tokens=6, max_steps=2, kv_budget=0.25, kv_budget_layer=1, sink_tokens=SINKS,
+                recent_tokens=RECENT, probe_tokens=2, cache_memory_mb=0.5)
+    positions = model.config.max_sequence_length
+    auto, full = ReasoningConfig(**base), ReasoningConfig(**base, kv_slot_entries=positions)
+    entries = slot_entries(model.config, auto)
+    assert entries == budget_count(positions, 0.25, SINKS, RECENT) + 6 + 2 + ANSWER_MARK_ROOM < positions
+    assert len(tokenizer.encode_prompt(long_prompt)) > entries
+    assert engine_slots(model, auto) >= 2 * engine_slots(model, full)  # the memory is reused
+    engine = build_engine(model, tokenizer, auto)
+    assert engine.runner.cache.k.shape[3] == entries == engine.slot_entries
+    same_slots = dict(max_batch_size=4)  # equal batching: the rows must be equal to the bit
+    small = solve_prompts(model, tokenizer, prompts, ReasoningConfig(**base, **same_slots))
+    large = solve_prompts(model, tokenizer, prompts, ReasoningConfig(**base, **same_slots, kv_slot_entries=positions))
+    assert _without_latency(small) == _without_latency(large)
+    assert small[-1]["error"] is None and small[-1]["kv_evicted"] > 0
+
+
+def test_a_slot_too_small_refuses_the_prompt_or_stops_the_sequence():
+    """What a slot cannot hold is a clear error row (the prompt) or a stop (the generation:
+    "context", reported as max_tokens), never a write past the slot."""
+    model, tokenizer = last_context_model(), make_tokenizer(tiny_config())
+    fits = " ".join(["the cat has 3 apples"] * 4)  # 22 tokens: leaves the 2 of min_generation_room
+    too_long = " ".join(["the cat has 3 apples"] * 5)
+    config = ReasoningConfig(mode="cot", max_new_tokens=30, kv_slot_entries=24, min_generation_room=2)
+    ran, refused = solve_prompts(model, tokenizer, [fits, too_long], config)
+    assert refused["stop_reason"] == "error" and "cache entries" in refused["error"]
+    assert ran["error"] is None and ran["prompt_tokens"] == 22
+    assert ran["stop_reason"] == "max_tokens" and ran["generated_tokens"] < 30 and ran["kv_total"] <= 24

@@ -46,11 +46,14 @@ class _Forward:
 
 
 class Engine:
-    def __init__(self, model, stop_rule: StopRule, *, num_slots: int, max_len: int | None = None) -> None:
+    def __init__(self, model, stop_rule: StopRule, *, num_slots: int, max_len: int | None = None,
+                 slot_entries: int | None = None) -> None:
         limit = model.config.max_sequence_length
         self.max_len = min(max_len or limit, limit)  # positions per sequence (RoPE range)
+        # live cache entries per sequence: fewer than its positions where eviction keeps it small
+        self.slot_entries = min(slot_entries or self.max_len, self.max_len)
         self.stop_rule = stop_rule
-        self.runner = ModelRunner(model, num_slots, self.max_len)
+        self.runner = ModelRunner(model, num_slots, self.slot_entries)
         self.scheduler = Scheduler(num_slots)
         self._events: list[Sequence] = []
 
@@ -152,7 +155,7 @@ class Engine:
         roll back. Decoded with the other sequences; the result comes as an Event.PROBED pause."""
         self._expect_boundary(seq)
         seq.probe = ProbeState(checkpoint=self.checkpoint(seq), max_tokens=max_tokens)
-        if seq.num_positions + len(forced_ids) + 1 > self.max_len:
+        if not self._fits(seq, len(forced_ids) + 1):
             self._finish_probe(seq, complete=False)  # no room left for an answer line
             return
         seq.counters.probe_tokens += len(forced_ids)
@@ -305,9 +308,13 @@ class Engine:
             return "answer"
         if seq.counters.generated_tokens >= seq.max_new_tokens:
             return "max_tokens"
-        if seq.num_positions + 1 > self.max_len:
+        if not self._fits(seq, 1):
             return "context"
         return None
+
+    def _fits(self, seq: Sequence, n: int) -> bool:
+        """Room for n more tokens: positions, and entries in the sequence's slot."""
+        return seq.num_positions + n <= self.max_len and seq.num_cached + n <= self.slot_entries
 
     def _probe_next(self, seq: Sequence, token: int, log_prob: float) -> None:
         probe = seq.probe
@@ -317,7 +324,7 @@ class Engine:
             self._finish_probe(seq, complete=True)
             return
         probe.token_ids.append(token)
-        if len(probe.token_ids) >= probe.max_tokens or seq.num_positions + 1 > self.max_len:
+        if len(probe.token_ids) >= probe.max_tokens or not self._fits(seq, 1):
             self._finish_probe(seq, complete=False)
             return
         seq.feed = [token]

@@ -50,6 +50,10 @@ class CacheBatch:
     """Set by the model's forward: RoPE terms computed once for every layer."""
     zeros: torch.Tensor | None = None
     """Set by the model's forward: the log tau written when no temperatures are computed."""
+    deferred: list | None = None
+    """Set by a forward that drops prompt tokens (prefill_drop.py): the first layers' new
+    entries (k, v, A h, log tau) are held here instead of written, until the drop decides
+    which of them the cache keeps."""
 
     @property
     def fresh(self) -> bool:

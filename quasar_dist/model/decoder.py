@@ -213,6 +213,7 @@ class QuasarForCausalLM(nn.Module):
                 fresh_mask = fresh_mask & (batch.valid > 0).unsqueeze(1)
         if drop is not None:
             check_prefill_drop(self.config, batch, drop)
+            batch.deferred = []  # the layers before the decision hand their entries over
         for i, layer in enumerate(self.model.layers):
             if drop is not None and i == drop.layers:
                 x, cos, sin, batch, fresh_mask = drop_cold_tokens(self, cache, batch, drop, x, cos, sin)

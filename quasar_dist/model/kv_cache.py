@@ -142,13 +142,17 @@ class TemperatureKVCache:
     # -- used by the model's cached forward ------------------------------------------------
     def write(self, layer: int, batch: CacheBatch, k, v, ah, log_tau, h) -> None:
         """Store the forward's new entries (k/v [B, Hkv, T, D], ah [B, T, r] or None, log_tau
-        [B, T], h [B, T, d] the layer inputs for the context sums); padding goes to scratch."""
-        d = k.shape[-1]
-        self.k[layer].view(-1, d).index_copy_(0, batch.kv_index, k.reshape(-1, d))
-        self.v[layer].view(-1, d).index_copy_(0, batch.kv_index, v.reshape(-1, d))
-        if ah is not None:
-            self.ah[layer].view(-1, ah.shape[-1]).index_copy_(0, batch.token_index, ah.reshape(-1, ah.shape[-1]))
-        self.log_tau[layer].view(-1).index_copy_(0, batch.token_index, log_tau.reshape(-1).float())
+        [B, T], h [B, T, d] the layer inputs for the context sums); padding goes to scratch.
+        A batch with `deferred` entries only hands them over (write_kept stores those kept)."""
+        if batch.deferred is not None:
+            batch.deferred.append((k, v, ah, log_tau.float()))
+        else:
+            d = k.shape[-1]
+            self.k[layer].view(-1, d).index_copy_(0, batch.kv_index, k.reshape(-1, d))
+            self.v[layer].view(-1, d).index_copy_(0, batch.kv_index, v.reshape(-1, d))
+            if ah is not None:
+                self.ah[layer].view(-1, ah.shape[-1]).index_copy_(0, batch.token_index, ah.reshape(-1, ah.shape[-1]))
+            self.log_tau[layer].view(-1).index_copy_(0, batch.token_index, log_tau.reshape(-1).float())
         if not batch.temperatures:  # the context feeds the next commit; without temperatures there is none
             return
         if self.context == "last":
@@ -232,21 +236,21 @@ class TemperatureKVCache:
         n = int(self.length[slot])
         return combine_layers(self.log_tau[:, slot, :n], over_layers).exp()
 
-    def compact_prompts(self, layers: int, rows: torch.Tensor, order: torch.Tensor, keep: torch.Tensor, t: int) -> None:
-        """Layers [0, layers) of fresh prompts written at entries [0, t): keep entry order[b, i]
-        of row b at entry i (i < keep[b]), every other of the t entries dead (prefill_drop.py).
-        One gather and one write per buffer for the whole batch."""
-        t2 = order.shape[1]
+    def write_kept(self, deferred: list, rows: torch.Tensor, order: torch.Tensor, keep: torch.Tensor) -> None:
+        """The first len(deferred) layers of fresh prompts, held back by the forward (per layer
+        k, v [B, Hkv, T, D], A h [B, T, r], log tau [B, T]): row b stores its token order[b, i]
+        at entry i (i < keep[b]; the rest of the [B, T'] order is padding, written dead). The
+        dropped tokens never reach the cache, so a slot needs entries for the kept ones only
+        (ReasoningConfig.kv_slot_entries). One gather and one write per buffer and layer."""
+        b, t2 = order.shape
         dead = torch.arange(t2, device=order.device)[None, :] >= keep[:, None]  # [B, T'] padding
-        for buf in (self.k, self.v):  # [L, rows, H, max_len, D]
-            part = buf[:layers].index_select(1, rows)[:, :, :, :t]
-            pick = order.view(1, order.shape[0], 1, t2, 1).expand(layers, -1, part.shape[2], -1, part.shape[-1])
-            buf[:layers, rows, :, :t2] = part.gather(3, pick)
-        part = self.ah[:layers].index_select(1, rows)[:, :, :t]
-        self.ah[:layers, rows, :t2] = part.gather(2, order.view(1, *order.shape, 1).expand(layers, -1, -1, part.shape[-1]))
-        part = self.log_tau[:layers].index_select(1, rows)[:, :, :t]
-        self.log_tau[:layers, rows, :t2] = part.gather(2, order.expand(layers, -1, -1)).masked_fill(dead, DEAD)
-        self.log_tau[:layers, rows, t2:t] = DEAD
+        by_token = order.unsqueeze(-1)  # [B, T', 1]
+        for layer, (k, v, ah, log_tau) in enumerate(deferred):
+            pick = order.view(b, 1, t2, 1).expand(b, k.shape[1], t2, k.shape[-1])
+            self.k[layer, rows, :, :t2] = k.gather(2, pick)
+            self.v[layer, rows, :, :t2] = v.gather(2, pick)
+            self.ah[layer, rows, :t2] = ah.gather(1, by_token.expand(b, t2, ah.shape[-1]))
+            self.log_tau[layer, rows, :t2] = log_tau.gather(1, order).masked_fill(dead, DEAD)
 
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Compact the live entries of `slot` to those where `keep` [length] is True, in every

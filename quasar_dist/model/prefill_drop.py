@@ -10,9 +10,12 @@ layer's input at the prompt's last token; ModelConfig.ttm_context "last"). Layer
 itself contributes the temperatures of its input (the TTM needs only that), then runs on the
 kept tokens: with `layers` = 1 only layer 0 computes the whole prompt, and the scores already
 have one layer of attention behind them. The first `sinks` and last `recent` tokens always stay
-(the last one must: its logits are the prefill's output). After the decision the layers already computed are compacted to the kept
-entries, and the rest of the forward runs on the kept tokens only, at their own RoPE positions,
-so the cache ends in the state an eviction right after prefill would leave, minus the work.
+(the last one must: its logits are the prefill's output). The layers before the decision hold
+their entries back (CacheBatch.deferred: a fresh prompt attends to itself, not to the cache);
+after it only the kept entries are written, and the rest of the forward runs on the kept tokens
+only, at their own RoPE positions, so the cache ends in the state an eviction right after
+prefill would leave, minus the work, and never holds the dropped tokens: a slot needs entries
+for what a prompt keeps, not for the prompt (ReasoningConfig.kv_slot_entries).
 
 Only fresh batches (prompts of empty slots) drop: nothing else holds a whole prompt.
 """
@@ -95,11 +98,10 @@ def step_one_scores(model, cache: TemperatureKVCache, batch: CacheBatch, upto: i
                     over_layers: str = "max") -> torch.Tensor:
     """[B, T] max (or mean) over layers 0..upto of each prompt token's log temperature under step 1's
     context (the layer input of the row's last prompt token): layers < upto from what they
-    wrote to the cache, layer `upto` from its input x (the output of the layers before it)."""
+    held back (batch.deferred), layer `upto` from its input x (the output of the layers before it)."""
     layers, stacked = model.model.layers, model.stacked_ttm
-    t = batch.input_ids.shape[1]
     c = cache.pend_last[:upto].index_select(1, batch.rows)  # [l, B, d]
-    ah = cache.ah[:upto].index_select(1, batch.rows)[:, :, :t]  # [l, B, T, r]
+    ah = torch.stack([entries[2] for entries in batch.deferred[:upto]])  # [l, B, T, r], not yet in the cache
     done = stacked.log_temperature(ah, stacked.context(c).unsqueeze(2))  # [l, B, T]
     hn = layers[upto].input_layernorm(x)
     last = hn[torch.arange(x.shape[0], device=x.device), (batch.num_new - 1).clamp(min=0)]  # [B, d]
@@ -115,7 +117,7 @@ def drop_cold_tokens(model, cache: TemperatureKVCache, batch: CacheBatch, drop: 
     drop.kept = keep_counts(drop, scores, batch.num_new)
     keep = torch.tensor(drop.kept, dtype=torch.long, device=x.device)
     order = keep_order(scores, batch.num_new, keep, max(drop.kept), drop.sinks, drop.recent)  # [B, T']
-    cache.compact_prompts(drop.layers, batch.rows, order, keep, batch.input_ids.shape[1])
+    cache.write_kept(batch.deferred, batch.rows, order, keep)
     kept = kept_batch(batch, order, keep, cache)
     t2 = order.shape[1]
     mask = torch.ones(t2, t2, dtype=torch.bool, device=x.device).tril().unsqueeze(0)

@@ -35,13 +35,14 @@ def solve(state, prompts: list[str], config: dict, seed: int) -> list[dict]:
     must agree across ranks or their shards diverge). One engine (one cache allocation) per
     cache shape is kept for the rank's life, as Reasoner does."""
     from quasar_dist.reasoning.config import ReasoningConfig
-    from quasar_dist.reasoning.solve import build_engine, solve_prompts
+    from quasar_dist.reasoning.solve import build_engine, slot_entries, solve_prompts
     from quasar_dist.util.typed_config import from_dict
 
     random.seed(seed)
     torch.manual_seed(seed)
     reasoning_cfg = from_dict(ReasoningConfig, config, source="reasoning config")
-    key = (reasoning_cfg.max_batch_size, reasoning_cfg.cache_memory_mb, reasoning_cfg.max_cache_len)
+    key = (reasoning_cfg.max_batch_size, reasoning_cfg.cache_memory_mb, reasoning_cfg.max_cache_len,
+           slot_entries(state.model.config, reasoning_cfg))
     if key not in state.engines:
         state.engines[key] = build_engine(state.model, state.tokenizer, reasoning_cfg)
     return solve_prompts(state.model, state.tokenizer, prompts, reasoning_cfg, engine=state.engines[key])

@@ -83,6 +83,11 @@ class ReasoningConfig:
     """Memory for the KV + temperature cache when max_batch_size is None (per replica rank)."""
     max_cache_len: int | None = None
     """Positions per slot (prompt + generation + probe); None = the model's max_sequence_length."""
+    kv_slot_entries: int | None = None
+    """Cache entries per slot (what a sequence may hold live at once; its positions can run
+    further). None = automatic: max_cache_len, except with a prefill budget (kv_budget_layer and
+    kv_budget), where a prompt keeps only its budget: then the largest kept prompt plus
+    max_new_tokens and a trial answer, so the same cache_memory_mb holds more slots."""
     min_generation_room: int = 16
     """A prompt is refused (error row) unless it leaves min(this, max_new_tokens) positions free."""
 
@@ -122,6 +127,8 @@ class ReasoningConfig:
             raise ValueError(f"retry_temperature must be > 0, got {self.retry_temperature}")
         if self.max_cache_len is not None and self.max_cache_len < 2:
             raise ValueError(f"max_cache_len must be >= 2 or null, got {self.max_cache_len}")
+        if self.kv_slot_entries is not None and self.kv_slot_entries < 2:
+            raise ValueError(f"kv_slot_entries must be >= 2 or null, got {self.kv_slot_entries}")
 
 
 def _at_least(cfg: ReasoningConfig, low: float, *names: str) -> None:

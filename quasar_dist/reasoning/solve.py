@@ -36,16 +36,34 @@ def build_engine(model, tokenizer, config: ReasoningConfig, most_sequences: int 
     slots = engine_slots(model, config)
     if most_sequences is not None:
         slots = max(1, min(slots, most_sequences))
-    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=slots, max_len=config.max_cache_len)
+    return Engine(model, StopRule.from_tokenizer(tokenizer), num_slots=slots, max_len=config.max_cache_len,
+                  slot_entries=slot_entries(model.config, config))
 
 
 def engine_slots(model, config: ReasoningConfig) -> int:
     """config.max_batch_size, or as many slots as cache_memory_mb holds (1 to MAX_AUTO_SLOTS)."""
     if config.max_batch_size is not None:
         return config.max_batch_size
-    max_len = min(config.max_cache_len or model.config.max_sequence_length, model.config.max_sequence_length)
-    per_slot = TemperatureKVCache.bytes_per_slot(model, max_len)
+    per_slot = TemperatureKVCache.bytes_per_slot(model, slot_entries(model.config, config))
     return int(max(1, min(MAX_AUTO_SLOTS, config.cache_memory_mb * 2**20 // per_slot)))
+
+
+ANSWER_MARK_ROOM = 8  # entries a trial answer's forced mark ("####") may take, beyond probe_tokens
+
+
+def slot_entries(model_config, config: ReasoningConfig) -> int:
+    """Cache entries per slot (config.kv_slot_entries): given, or the positions per slot, or,
+    when GSoT drops prompts to a budget inside prefill (kv_budget_layer with kv_budget), what
+    the longest admissible prompt keeps plus max_new_tokens and a trial answer. The dropped
+    tokens never reach the cache (prefill_drop.py), so nothing a run decodes needs more, and the
+    same cache_memory_mb holds that many more slots."""
+    positions = min(config.max_cache_len or model_config.max_sequence_length, model_config.max_sequence_length)
+    if config.kv_slot_entries is not None:
+        return min(config.kv_slot_entries, positions)
+    if config.mode != "gsot" or config.kv_budget_layer is None or config.kv_budget is None:
+        return positions
+    kept = budget_count(positions, config.kv_budget, config.sink_tokens, config.recent_tokens)
+    return min(positions, kept + config.max_new_tokens + config.probe_tokens + ANSWER_MARK_ROOM)
 
 
 def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig, *, engine: Engine | None = None) -> list[dict]:
@@ -56,7 +74,7 @@ def solve_prompts(model, tokenizer, prompts: list[str], config: ReasoningConfig,
         raise RuntimeError("engine is busy: one solve_prompts call at a time")
     commit_steps = config.mode == "gsot" or guidance != "off"  # otherwise temperatures are never read
     check_budget_layer(model.config, config)
-    tasks = [_make_task(i, p, tokenizer, config, engine.max_len, commit_steps) for i, p in enumerate(prompts)]
+    tasks = [_make_task(i, p, tokenizer, config, engine, commit_steps) for i, p in enumerate(prompts)]
     policy = (GsotPolicy if config.mode == "gsot" else CotPolicy)(engine, tokenizer, config)
     by_seq = {t.seq.seq_id: t for t in tasks if t.seq is not None}
     with _guidance(model, guidance):
@@ -80,21 +98,33 @@ def submission_order(tasks) -> list[Task]:
     return sorted(tasks, key=lambda task: len(task.seq.prompt_ids))
 
 
-def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, max_len: int, commit_steps: bool) -> Task:
+def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, engine: Engine, commit_steps: bool) -> Task:
     if not isinstance(prompt, str):
         return Task(index, None, error=f"prompt must be a string, got {type(prompt).__name__}")
     ids = tokenizer.encode_prompt(prompt)
-    room = min(config.min_generation_room, config.max_new_tokens)
-    if len(ids) + room > max_len:
-        message = f"prompt has {len(ids)} tokens; the context holds {max_len} and {room} are kept for generation"
-        return Task(index, None, error=message, prompt_tokens=len(ids))
+    budget = prefill_budget(config, len(ids))
+    error = _refusal(len(ids), budget, min(config.min_generation_room, config.max_new_tokens), engine)
+    if error is not None:
+        return Task(index, None, error=error, prompt_tokens=len(ids))
     sampling = SamplingParams(config.temperature, config.top_p, sequence_seed(config.seed, prompt))
     seq = Sequence(
         index, ids, sampling,
         max_new_tokens=config.max_new_tokens, pause_at_boundaries=True, commit_steps=commit_steps,
-        prefill_budget=prefill_budget(config, len(ids)),
+        prefill_budget=budget,
     )
     return Task(index, seq, prompt_tokens=len(ids))
+
+
+def _refusal(n: int, budget: PrefillBudget | None, room: int, engine: Engine) -> str | None:
+    """Why a prompt of n tokens cannot run (None if it can): it must leave `room` positions,
+    and what it keeps in the cache (all of it, or a prefill budget's count) `room` entries."""
+    if n + room > engine.max_len:
+        return f"prompt has {n} tokens; the context holds {engine.max_len} and {room} are kept for generation"
+    kept = n if budget is None or budget.keep is None else budget.keep
+    if kept + room > engine.slot_entries:
+        return (f"prompt keeps {kept} cache entries; a slot holds {engine.slot_entries} and {room} are kept "
+                f"for generation (raise kv_slot_entries)")
+    return None
 
 
 def prefill_budget(config: ReasoningConfig, n: int) -> PrefillBudget | None:
