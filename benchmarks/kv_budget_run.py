@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from quasar_dist.bench.kv_budget import kv_budget_curve, long_tasks
-from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.model import load_with_tokenizer
 from quasar_dist.reasoning.config import ReasoningConfig
 
 
@@ -26,9 +26,7 @@ def main() -> None:
     parser.add_argument("--prefill-layer", type=int, default=1, help="ttm_prefill decides after this many layers")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    folder = resolve_model_path(args.model)
-    model = load_model(folder)
-    tokenizer = TextTokenizer.from_folder(folder, model.config)
+    model, tokenizer = load_with_tokenizer(args.model)
     tasks = long_tasks(args.n)
     base = ReasoningConfig(max_new_tokens=128, max_batch_size=64, kv_score=args.score)
     rows = kv_budget_curve(model, tokenizer, tasks, base, Path(args.json).with_suffix(".png"), budgets=tuple(args.budgets),

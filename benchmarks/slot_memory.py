@@ -15,7 +15,7 @@ import torch
 
 from quasar_dist.bench.kv_budget import long_tasks
 from quasar_dist.bench.workload import fastest_interleaved
-from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.model import load_with_tokenizer
 from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.reasoning.solve import engine_slots, slot_entries
 
@@ -35,9 +35,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    folder = resolve_model_path(args.model)
-    model = load_model(folder)
-    tokenizer = TextTokenizer.from_folder(folder, model.config)
+    model, tokenizer = load_with_tokenizer(args.model)
     tasks = long_tasks(args.n)
     sized = ReasoningConfig(kv_budget=args.budget, kv_budget_layer=args.layer, cache_memory_mb=args.memory_mb)
     full = replace(sized, kv_slot_entries=model.config.max_sequence_length)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from quasar_dist.data.tasks import make_tasks
-from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.model import load_with_tokenizer
 from quasar_dist.reasoning.config import ReasoningConfig
 
 from .workload import KINDS, accuracy_by_kind, run_reasoning
@@ -103,9 +103,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    folder = resolve_model_path(args.model)
-    model = load_model(folder)
-    tokenizer = TextTokenizer.from_folder(folder, model.config)
+    model, tokenizer = load_with_tokenizer(args.model)
     base = ReasoningConfig(max_new_tokens=128, max_batch_size=64)
     report = {"model": args.model, "calibration": calibrate(model, tokenizer, args.n, base, args.max_loss)}
     overrides = report["calibration"]["pick_overrides"]

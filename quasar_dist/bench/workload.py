@@ -9,7 +9,7 @@ import torch
 from quasar_dist.data.answers import answers_match
 from quasar_dist.data.tasks import make_tasks
 from quasar_dist.engine.flops import flops_for
-from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.model import load_with_tokenizer
 from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.reasoning.solve import solve_prompts
 
@@ -34,9 +34,7 @@ class RunResult:
 
 
 def load_workload(model_name: str, tasks_per_kind: int):
-    folder = resolve_model_path(model_name)
-    model = load_model(folder)
-    tokenizer = TextTokenizer.from_folder(folder, model.config)
+    model, tokenizer = load_with_tokenizer(model_name)
     tasks = [t for kind in KINDS for t in make_tasks(kind, tasks_per_kind, BENCH_SEED, "test")]
     return model, tokenizer, tasks
 

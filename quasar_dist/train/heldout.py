@@ -15,7 +15,7 @@ from quasar_dist.data.answers import answers_match, extract_answer
 from quasar_dist.data.tasks import make_tasks
 from quasar_dist.engine import Engine, SamplingParams, StopRule, generate
 from quasar_dist.engine.stopping import ANSWER_MARK
-from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.model import load_with_tokenizer
 
 from .evaluate import greedy_accuracy
 
@@ -39,9 +39,7 @@ def direct_answer_accuracy(model, tokenizer, tasks: list[dict], batch_size: int 
 
 
 def heldout_report(model_name: str = "tiny", n: int = 500, seed: int = HELDOUT_SEED) -> dict:
-    folder = resolve_model_path(model_name)
-    model = load_model(folder)
-    tokenizer = TextTokenizer.from_folder(folder, model.config)
+    model, tokenizer = load_with_tokenizer(model_name)
     report = {"model": str(model_name), "tasks_per_kind": n, "seed": seed, "split": "test"}
     for kind in ("arith", "logic"):
         tasks = make_tasks(kind, n, seed, "test")

@@ -25,7 +25,7 @@ from quasar_dist.bench.kv_budget import PREFILL, evicting
 from quasar_dist.bench.relevance import relevance_auroc
 from quasar_dist.bench.workload import run_reasoning
 from quasar_dist.data.tasks import make_tasks
-from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
+from quasar_dist.model import load_with_tokenizer
 from quasar_dist.reasoning.config import ReasoningConfig
 
 from .heldout import HELDOUT_SEED
@@ -50,9 +50,7 @@ def evicting_config(guidance: str, kv_budget: float | None = None, keep_above: f
 
 def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budgets=(0.25,),
                      seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None, score: str = "max") -> dict:
-    folder = resolve_model_path(model_name)
-    model = load_model(folder)
-    tokenizer = TextTokenizer.from_folder(folder, model.config)
+    model, tokenizer = load_with_tokenizer(model_name)
     guidance = model.config.guidance
     report = {"model": str(model_name), "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
               "keep_above": list(keep_above), "prefill_layer": prefill_layer, "kv_score": score,
