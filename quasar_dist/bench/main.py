@@ -18,13 +18,14 @@ from .gsot_vs_cot import compare_gsot_cot
 from .kv_budget import BUDGETS, kv_budget_curve, long_tasks
 from .kvpress_external import kvpress_rows
 from .overhead import compare_guidance
+from .relevance_plot import relevance_section
 from .throughput_section import throughput_section
 from .workload import load_workload
 
 QUICK = {"tasks_per_kind": 8, "hf_prompts": 16, "batch_sizes": (1, 16), "curve_tasks_per_kind": 6,
-         "throughput": {"tiny": 64, "qwen2-40m": 8}, "long_tasks_per_kind": 4}
+         "throughput": {"tiny": 64, "qwen2-40m": 8}, "long_tasks_per_kind": 4, "relevance_tasks_per_kind": 4}
 FULL = {"tasks_per_kind": 100, "hf_prompts": 64, "batch_sizes": (1, 8, 32, 64, 256), "curve_tasks_per_kind": 50,
-        "throughput": {"tiny": 1024, "qwen2-40m": 256}, "long_tasks_per_kind": 100}
+        "throughput": {"tiny": 1024, "qwen2-40m": 256}, "long_tasks_per_kind": 100, "relevance_tasks_per_kind": 100}
 
 
 
@@ -49,6 +50,8 @@ def run_bench(quick: bool = False, json_path: str | None = None, model_name: str
     result["exit_oracle"] = {kind: exit_oracle(model, tokenizer, [t for t in tasks if t["kind"] == kind],
                                                max_new_tokens=128, num_slots=batch) for kind in ("arith", "logic")}
     long = long_tasks(size["long_tasks_per_kind"])
+    result["temperature_relevance"] = relevance_section(model, tokenizer, size["relevance_tasks_per_kind"],
+                                                        png.with_name(png.stem + "_relevance.png"))
     result["gsot_vs_cot_long"] = compare_gsot_cot(model, tokenizer, long, gsot, batch)
     result["kv_budget_curve"] = kv_budget_curve(model, tokenizer, long, gsot, png.with_name(png.stem + "_kv_budget.png"))
     external, result["kvpress"] = kvpress_rows(resolve_model_path(model_name), size["long_tasks_per_kind"], BUDGETS)

@@ -13,16 +13,19 @@
     python -m quasar_dist.train.relevance_report [--model tiny] [--n 100] [--distractors 0 10 20 40]
                                                  [--kv-budget 0.25 0.35] [--keep-above 1.0]
                                                  [--prefill-layer 1] [--json docs/relevance.json]
+                                                 [--png docs/relevance.png]
 """
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
 from quasar_dist.bench.kv_budget import PREFILL, evicting
 from quasar_dist.bench.relevance import relevance_auroc
+from quasar_dist.bench.relevance_plot import plot_relevance
 from quasar_dist.bench.workload import run_reasoning
 from quasar_dist.data.tasks import make_tasks
 from quasar_dist.model import load_with_tokenizer
@@ -49,7 +52,8 @@ def evicting_config(guidance: str, kv_budget: float | None = None, keep_above: f
 
 
 def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budgets=(0.25,),
-                     seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None, score: str = "max") -> dict:
+                     seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None, score: str = "max",
+                     png: Path | None = None) -> dict:
     model, tokenizer = load_with_tokenizer(model_name)
     guidance = model.config.guidance
     report = {"model": str(model_name), "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
@@ -72,6 +76,11 @@ def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10,
                 row |= relevance_auroc(model, tokenizer, tasks)
             report["rows"].append(row)
             print(json.dumps(row), flush=True)
+    most = max(distractors)
+    if png is not None and most > 0:  # the heat strip of a logic task and the AUROC bars, at the most distractors
+        aurocs = {r["kind"]: r for r in report["rows"] if r["distractors"] == most}
+        plot_relevance(model, tokenizer, make_tasks("logic", 1, seed, "test", distractors=most)[0], aurocs, png)
+        report["plot"] = str(png)
     return report
 
 
@@ -86,10 +95,11 @@ def main() -> None:
     parser.add_argument("--score", choices=["max", "mean"], default="max", help="temperatures combined over layers (kv_score)")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--png", default=None, help="write the heat strip + AUROC figure here")
     args = parser.parse_args()
     torch.set_num_threads(2)
     report = relevance_report(args.model, args.n, args.distractors, args.kv_budget, args.seed, args.keep_above,
-                              args.prefill_layer, args.score)
+                              args.prefill_layer, args.score, Path(args.png) if args.png else None)
     if args.json:
         with open(args.json, "w") as f:
             f.write(json.dumps(report, indent=2) + "\n")
