@@ -6,7 +6,9 @@ contiguous range of slots as views, no copies; docs/engine.md has the measuremen
   ah       [layers, slots + 1, max_len, ttm_dim]               A h_i, the cached temperature projection
   log_tau  [layers, slots + 1, max_len]  float32               log temperature; -inf for dead entries
   bc       [layers, slots + 1, 2 * ttm_dim]                    [B c ; E c] for the slot's current context
-The extra last slot is scratch: writes of padding tokens and of rows that only fill a batch go
+`max_len` is the entries a slot holds (the engine's `slot_entries`), not a sequence's positions:
+those are tracked apart (`positions`, `next_pos`) and may run further when eviction keeps a
+slot small (docs/gsot.md "Memory"). The extra last slot is scratch: writes of padding tokens and of rows that only fill a batch go
 there, so every write of a forward is one `index_copy_`, and nothing real is touched.
 
 Entries [0, length[slot]) are live. Invariant: every live entry's log_tau equals TTM(ah, bc) for
