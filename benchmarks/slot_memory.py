@@ -18,10 +18,7 @@ from quasar_dist.bench.workload import fastest_interleaved
 from quasar_dist.model import load_with_tokenizer
 from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.reasoning.solve import engine_slots, slot_entries
-
-
-def _timeless(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "latency_s"} for r in rows]
+from quasar_dist.reasoning.task import without_timing
 
 
 def main() -> None:
@@ -48,7 +45,8 @@ def main() -> None:
         report[name] = {"slots": engine_slots(model, config), "entries_per_slot": slot_entries(model.config, config),
                         "wall_s": round(run.wall_s, 3), "generated_tok_s": round(run.generated_tokens / run.wall_s, 1),
                         "accuracy": run.accuracy}
-    report["identical_rows"] = sum(a == b for a, b in zip(_timeless(runs["full_slots"].rows), _timeless(runs["sized_slots"].rows)))
+    report["identical_rows"] = sum(without_timing(a) == without_timing(b)
+                                   for a, b in zip(runs["full_slots"].rows, runs["sized_slots"].rows))
     report["speedup"] = round(runs["full_slots"].wall_s / runs["sized_slots"].wall_s, 3)
     print(json.dumps(report, indent=2))
     if args.json:

@@ -14,6 +14,7 @@ from quasar_dist.model import QuasarForCausalLM
 from quasar_dist.reasoning import Reasoner, ReasoningConfig, solve_prompts
 from quasar_dist.reasoning.signals import budget_keep_mask, keep_mask, max_temperature_change, step_heat
 from quasar_dist.reasoning.solve import _make_task, build_engine, submission_order
+from quasar_dist.reasoning.task import without_timing
 from quasar_dist.util.typed_config import ConfigError, from_dict, load_config
 
 from tolerance import model_bound
@@ -187,15 +188,14 @@ def test_rows_are_deterministic_ordered_and_complete(tokenizer):
     fields = {"answer", "steps", "num_steps", "prompt_tokens", "generated_tokens", "probe_tokens", "attended_kv",
               "step_temperature", "stop_reason", "latency_s", "error", "temperature_cache_hits",
               "temperature_cache_misses", "kv_evicted", "kv_total", "dropped_token_layers"}
-    strip = lambda row: {k: v for k, v in row.items() if k != "latency_s"}
-    assert [strip(r) for r in first] == [strip(r) for r in second]
+    assert [without_timing(r) for r in first] == [without_timing(r) for r in second]
     # Independent of batch neighbours: the same tokens and decisions; heats agree to float
     # rounding (a batched decode sums over padded lengths in another order).
-    batched, solo = strip(first[3]), strip(alone[0])
+    batched, solo = without_timing(first[3]), without_timing(alone[0])
     heat_bound = model_bound(model, torch.tensor([model.config.tau_max]))  # heats lie in (0, tau_max)
     assert batched.pop("step_temperature") == pytest.approx(solo.pop("step_temperature"), abs=heat_bound)
     assert batched == solo
-    assert strip(first[7]) == strip(first[0])  # the same prompt, the same result
+    assert without_timing(first[7]) == without_timing(first[0])  # the same prompt, the same result
     for row in first:
         assert set(row) == fields and row["error"] is None and row["latency_s"] > 0
         assert row["stop_reason"] in ("answer", "converged", "max_steps", "max_tokens")

@@ -11,6 +11,7 @@ from quasar_dist.model.prefill_drop import PrefillDrop
 from quasar_dist.parallel.toy_model import randomise_ttm
 from quasar_dist.reasoning import ReasoningConfig
 from quasar_dist.reasoning.signals import budget_count, budget_keep_mask
+from quasar_dist.reasoning.task import without_timing
 from quasar_dist.reasoning.solve import ANSWER_MARK_ROOM, build_engine, engine_slots, slot_entries, solve_prompts
 
 from test_engine import PROMPTS, make_tokenizer, tiny_config
@@ -169,10 +170,6 @@ def test_flops_count_the_skipped_layers():
     assert math.isclose(flops_for(cfg, 10, 50, 0), flops_for(cfg, 10, 50))
 
 
-def _without_latency(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "latency_s"} for r in rows]
-
-
 def test_a_prefill_budget_sizes_slots_to_what_prompts_keep():
     """Decided inside prefill, the dropped tokens never reach the cache: a slot holds what the
     longest admissible prompt keeps plus generation and a trial answer (automatic
@@ -194,7 +191,7 @@ def test_a_prefill_budget_sizes_slots_to_what_prompts_keep():
     same_slots = dict(max_batch_size=4)  # equal batching: the rows must be equal to the bit
     small = solve_prompts(model, tokenizer, prompts, ReasoningConfig(**base, **same_slots))
     large = solve_prompts(model, tokenizer, prompts, ReasoningConfig(**base, **same_slots, kv_slot_entries=positions))
-    assert _without_latency(small) == _without_latency(large)
+    assert [without_timing(r) for r in small] == [without_timing(r) for r in large]
     assert small[-1]["error"] is None and small[-1]["kv_evicted"] > 0
 
 

@@ -9,8 +9,8 @@ from quasar_dist.util.lazy_names import lazy_getattr
 _HOMES = {
     "GUIDANCE_MODES": ".config", "ModelConfig": ".config", "ModelLoadError": ".config",
     "QuasarForCausalLM": ".decoder", "TemperatureKVCache": ".kv_cache", "TextTokenizer": ".tokenizer",
-    "load_model": ".registry", "load_with_tokenizer": ".registry", "load_pretrained": ".checkpoint", "resolve_model_path": ".folder",
-    "save_pretrained": ".checkpoint",
+    "load_model": ".registry", "load_with_tokenizer": ".registry", "load_pretrained": ".checkpoint",
+    "resolve_model_path": ".folder", "save_pretrained": ".checkpoint",
 }
 
 __getattr__ = lazy_getattr(__name__, _HOMES)

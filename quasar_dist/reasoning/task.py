@@ -57,3 +57,9 @@ def task_row(task: Task, tokenizer) -> dict:
         "dropped_token_layers": counters.dropped_token_layers,
         "kv_total": seq.num_positions if seq is not None else 0,  # prompt + kept tokens ever cached
     }
+
+
+def without_timing(row: dict) -> dict:
+    """A row without its wall-clock field (`latency_s`): what is deterministic given the inputs,
+    for comparing two runs."""
+    return {k: v for k, v in row.items() if k != "latency_s"}
