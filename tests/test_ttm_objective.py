@@ -163,3 +163,17 @@ def test_relevance_loss_is_cross_entropy_of_labelled_prompt_keys_under_step_cont
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     visible[:, 1:] = False  # no step sees the keys: nothing to learn
     assert relevance_loss([log_tau], relevance, visible, tau_max).item() == 0.0
+
+
+def test_relevance_loss_under_the_first_step_only_ignores_later_contexts():
+    from quasar_dist.train.losses import relevance_loss
+
+    tau_max = 2.0
+    first = torch.log(torch.tensor([0.5, 1.5]))  # p 0.25 (label 0), 0.75 (label 1) under step 1
+    later = torch.log(torch.tensor([1.9, 0.1]))  # wrong under step 2: counted only with every step
+    log_tau = torch.stack([first, first, later]).unsqueeze(0)  # [B, S = 3, T = 2]
+    relevance = torch.tensor([[0, 1]], dtype=torch.int8)
+    visible = torch.ones(1, 3, 2, dtype=torch.bool)
+    only_first = relevance_loss([log_tau], relevance, visible, tau_max, first_step_only=True)
+    assert only_first.item() == pytest.approx(-math.log(0.75), rel=1e-5)
+    assert relevance_loss([log_tau], relevance, visible, tau_max).item() > only_first.item() + 0.5

@@ -26,6 +26,7 @@ def save_adapter(model, folder: str | Path, base: str) -> Path:
     cfg = model.config
     meta = {"base": str(base), **{f: getattr(cfg, f) for f in SHAPE_FIELDS + TTM_FIELDS}}
     meta["guidance"] = model.guidance
+    meta["ttm_hops"] = cfg.ttm_hops  # optional on reading: adapters written before hops have none
     (folder / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if ".ttm." in k}
     save_file(state, str(folder / WEIGHTS))

@@ -59,12 +59,17 @@ class ModelConfig:
     """The context c of step s: the layer input of the last token before s ("last", which has
     read the question), or the mean layer input of all tokens before s ("mean", the first
     design; checkpoints written before this field existed use it). docs/model.md."""
+    ttm_hops: int = 0
+    """Hops of the TTM's chain context (model/ttm.py): 0 is one query matching tokens against
+    the context; H > 0 follows H lookups through the entries before a step (docs/model.md)."""
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
             self.head_dim = self.hidden_size // self.num_heads
         if self.ttm_context not in TTM_CONTEXTS:
             raise ValueError(f"ttm_context must be one of {', '.join(TTM_CONTEXTS)}, got {self.ttm_context!r}")
+        if not 0 <= self.ttm_hops <= 16:
+            raise ValueError(f"ttm_hops must be in 0..16, got {self.ttm_hops}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads {self.num_heads} not divisible by num_kv_heads {self.num_kv_heads}")
 
@@ -109,6 +114,7 @@ class ModelConfig:
                 guidance=qd.get("guidance", "bias"),
                 # a "quasar" section without the key was written by the first design (mean)
                 ttm_context=qd.get("ttm_context", "mean" if qd else "last"),
+                ttm_hops=int(qd.get("ttm_hops", 0)),
             )
         except KeyError as exc:
             raise ModelLoadError(f"{source}: missing key {exc.args[0]!r}") from None
@@ -138,7 +144,7 @@ class ModelConfig:
             "pad_token_id": self.pad_token_id,
             "torch_dtype": "float32",
             "quasar": {"ttm_dim": self.ttm_dim, "tau_max": self.tau_max, "guidance": self.guidance,
-                       "ttm_context": self.ttm_context},
+                       "ttm_context": self.ttm_context, **({"ttm_hops": self.ttm_hops} if self.ttm_hops else {})},
         }
         if self.sliding_window:
             d["sliding_window"] = self.sliding_window

@@ -60,10 +60,14 @@ def segment_log_tau(ttm: TokenTemperature, hn: torch.Tensor, segment_ids: torch.
     """Temperatures for a full sequence. hn [B, T, d]; segment_ids [B, T] non-decreasing.
     Returns log_tau_by_segment [B, S, T] (key j's log temperature under c_s)."""
     ah = ttm.project(hn)  # [B, T, r]
-    if segment_ids is None:
-        return ttm.log_temperature(ah, hn.new_zeros(hn.shape[0], 1, 2 * ah.shape[-1])).unsqueeze(1)  # c_0 = 0
+    if segment_ids is None:  # c_0 = 0 (no queries either)
+        return ttm.log_temperature(ah, hn.new_zeros(hn.shape[0], 1, (2 + ttm.hops) * ah.shape[-1])).unsqueeze(1)
     c = segment_context(hn, segment_ids, context)
-    return ttm.log_temperature(ah.unsqueeze(1), ttm.context(c).unsqueeze(2))  # [B, S, T]
+    ctx = ttm.context(c)  # [B, S, 2r]
+    if ttm.hops:  # the chain context hops over the tokens of the steps before s
+        s = torch.arange(ctx.shape[1], device=hn.device)
+        ctx = ttm.chain_context(ctx, ah, segment_ids.unsqueeze(1) < s[None, :, None])
+    return ttm.log_temperature(ah.unsqueeze(1), ctx.unsqueeze(2))  # [B, S, T]
 
 
 def segment_context(hn: torch.Tensor, segment_ids: torch.Tensor, context: str) -> torch.Tensor:
@@ -91,7 +95,7 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(cfg)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = MLP(cfg)
-        self.ttm = TokenTemperature(cfg.hidden_size, cfg.ttm_dim, cfg.tau_max)
+        self.ttm = TokenTemperature(cfg.hidden_size, cfg.ttm_dim, cfg.tau_max, cfg.ttm_hops)
         self.ttm_context = cfg.ttm_context
         # q|k|v|A in one matmul when decoding with temperatures
         self._fused_with_ttm = FusedProjections(self, ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "ttm.A"))
@@ -235,11 +239,12 @@ class QuasarForCausalLM(nn.Module):
         for all slots and layers at once. The live entries are given packed: `entries` [N] their
         flat indices into a [slots * max_len] buffer, `owner` [N] the position in `slots` of each
         one's slot (no padding to the longest). Returns their refreshed log tau [L, N] and the
-        slots' new [B c ; E c] [L, S, 2r]."""
-        bc = self.stacked_ttm.context(cache.commit_context(slots))  # [L, S, 2r]
-        cache.bc.index_copy_(1, slots, bc)
-        layers, r = bc.shape[0], cache.ah.shape[-1]
+        slots' new context [L, S, (2 + H) r] ([B c ; E c], or with hops [B c ; q_0 .. q_H] read
+        from the same live entries: those before the new step)."""
+        layers, r = cache.ah.shape[0], cache.ah.shape[-1]
         ah = cache.ah.view(layers, -1, r).index_select(1, entries)  # [L, N, r]
+        bc = self.stacked_ttm.chain_context(self.stacked_ttm.context(cache.commit_context(slots)), ah, owner)
+        cache.bc.index_copy_(1, slots, bc)
         log_tau = self.stacked_ttm.log_temperature(ah, bc.index_select(1, owner)).float()  # [L, N]
         cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
         return log_tau, bc
@@ -255,6 +260,7 @@ class QuasarForCausalLM(nn.Module):
             num_kv_heads=attn.local_kv_heads,
             head_dim=cfg.head_dim,
             ttm_dim=cfg.ttm_dim,
+            context_width=(2 + cfg.ttm_hops) * cfg.ttm_dim,
             hidden_size=cfg.hidden_size,
             context=cfg.ttm_context,
             dtype=p.dtype,

@@ -63,4 +63,4 @@ def adapted_config(cfg: ModelConfig, meta: dict, source: str) -> ModelConfig:
         if int(meta[f]) != getattr(cfg, f):
             raise ModelLoadError(f"{source}: adapter is for {f} {meta[f]}, the base has {getattr(cfg, f)}")
     return replace(cfg, ttm_dim=int(meta["ttm_dim"]), tau_max=float(meta["tau_max"]),
-                   ttm_context=meta["ttm_context"], guidance=meta["guidance"])
+                   ttm_context=meta["ttm_context"], guidance=meta["guidance"], ttm_hops=int(meta.get("ttm_hops", 0)))

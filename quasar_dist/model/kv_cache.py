@@ -5,7 +5,7 @@ contiguous range of slots as views, no copies; docs/engine.md has the measuremen
   k, v     [layers, slots + 1, kv_heads, max_len, head_dim]   RoPE already applied to k
   ah       [layers, slots + 1, max_len, ttm_dim]               A h_i, the cached temperature projection
   log_tau  [layers, slots + 1, max_len]  float32               log temperature; -inf for dead entries
-  bc       [layers, slots + 1, 2 * ttm_dim]                    [B c ; E c] for the slot's current context
+  bc       [layers, slots + 1, context_width]                  [B c ; E c] (2 ttm_dim; with hops [B c ; q_0 .. q_H]) for the slot's current context
 `max_len` is the entries a slot holds (the engine's `slot_entries`), not a sequence's positions:
 those are tracked apart (`positions`, `next_pos`) and may run further when eviction keeps a
 slot small (docs/gsot.md "Memory"). The extra last slot is scratch: writes of padding tokens and of rows that only fill a batch go
@@ -78,6 +78,7 @@ class TemperatureKVCache:
         head_dim: int,
         ttm_dim: int,
         hidden_size: int,
+        context_width: int | None = None,
         context: str = "last",
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
@@ -91,7 +92,7 @@ class TemperatureKVCache:
         self.v = torch.zeros_like(self.k)
         self.ah = torch.zeros(num_layers, rows, max_len, ttm_dim, dtype=dtype, device=device)
         self.log_tau = torch.full((num_layers, rows, max_len), DEAD, dtype=torch.float32, device=device)
-        self.bc = torch.zeros(num_layers, rows, 2 * ttm_dim, dtype=dtype, device=device)
+        self.bc = torch.zeros(num_layers, rows, context_width or 2 * ttm_dim, dtype=dtype, device=device)
         self.context = context
         self.positions = torch.zeros(rows, max_len, dtype=torch.long, device=device)
         self.length = torch.zeros(rows, dtype=torch.long, device=device)

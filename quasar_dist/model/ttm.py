@@ -12,6 +12,16 @@ recomputed. With w = 0, E = 0 and b = 0, tau = tau_max / 2 = 1 for tau_max = 2, 
 to a pretrained checkpoint starts as the identity (and a checkpoint written before E existed
 loads with E = 0, i.e. exactly its old formula).
 
+Chain context (ModelConfig.ttm_hops = H > 0; docs/model.md "Chain context"): one query cannot know what
+a chain of lookups needs ("does X hold?" names X; the rule X -> Y makes Y needed, then Y's rule,
+...). So the context becomes H + 1 queries, read from the step's own entries the way a memory
+network reads its memory: q_0 = unit(E c), then q_j = unit(G (sum_i p_i A h_i) + gamma q_{j-1})
+with p = softmax_i(beta k_i . q_{j-1}) over the entries before the step (k_i = unit(A h_i)), and
+the bilinear term becomes  s * max_j k_i . q_j. The context then is [B c ; q_0 ; ... ; q_H]
+((H + 2) r wide, as [B c ; E c] is 2 r). With nothing before the step (c_0 = 0) every q_j is 0.
+s > 0 (MATCH_UNIT), so a fresh TTM with hops is *not* the identity (a TTM without hops is). Hops read only entries before
+the step, so temperatures stay causal; the engine reads them from the cached A h (ttm_hops.py).
+
 The weights are plain Parameters used through `F.linear`, not `nn.Linear` modules: DeepSpeed
 AutoTP shards every `nn.Linear` inside a decoder layer, and temperatures must stay replicated.
 """
@@ -23,16 +33,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ttm_hops import dense_chain_context, packed_chain_context, unit
+
+
+MATCH_UNIT = 8.0
+"""The chain match's scale is s = MATCH_UNIT * exp(match_scale): positive, 8 at the start. A
+unit query's cosine needs s ~ 8 to move a keep logit; with s itself as a zero-initialised
+parameter, it stayed below 4 after 2,000 steps, and went negative in three of four layers
+(matching the chain made a token colder; AUROC 0.74; docs/training.md, stage 4)."""
+
 
 class TokenTemperature(nn.Module):
-    def __init__(self, hidden_size: int, ttm_dim: int, tau_max: float) -> None:
+    def __init__(self, hidden_size: int, ttm_dim: int, tau_max: float, hops: int = 0) -> None:
         super().__init__()
         self.tau_max = tau_max
+        self.hops = hops
         self.A = nn.Parameter(torch.empty(ttm_dim, hidden_size))  # token projection
         self.B = nn.Parameter(torch.empty(ttm_dim, hidden_size))  # context projection (additive)
         self.E = nn.Parameter(torch.zeros(ttm_dim, hidden_size))  # context projection (bilinear)
         self.w = nn.Parameter(torch.zeros(ttm_dim))
         self.b = nn.Parameter(torch.zeros(1))
+        if hops:  # chain context (module docstring); absent otherwise, so old checkpoints load as they were
+            self.G = nn.Parameter(torch.empty(ttm_dim, ttm_dim))  # a matched entry -> the next query
+            self.hop_keep = nn.Parameter(torch.zeros(1))  # gamma: the previous query's share
+            self.hop_sharpness = nn.Parameter(torch.zeros(1))  # beta = 4 + 4 exp(.)
+            self.match_scale = nn.Parameter(torch.zeros(1))  # log(s / MATCH_UNIT)
         self._readout_key = None
         self._readout_weights = None
         self.reset_parameters()
@@ -45,6 +70,11 @@ class TokenTemperature(nn.Module):
             self.E.zero_()
             self.w.zero_()
             self.b.zero_()
+            if self.hops:  # E random: a unit query of E c needs E c != 0. Not the identity: s > 0
+                self.E.normal_(0.0, 0.02, generator=generator)
+                self.G.normal_(0.0, 0.05, generator=generator)
+                for p in (self.hop_keep, self.hop_sharpness, self.match_scale):
+                    p.zero_()
 
     def project(self, h: torch.Tensor) -> torch.Tensor:
         """A h: [..., d] -> [..., r]; cached per token."""
@@ -54,11 +84,33 @@ class TokenTemperature(nn.Module):
         """[B c ; E c]: [..., d] -> [..., 2r]; recomputed once per step."""
         return F.linear(c, torch.cat([self.B, self.E]))
 
+    def hop_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(G [r, r], gamma [1], beta [1]) of the chain context."""
+        return self.G, self.hop_keep, 4.0 + 4.0 * self.hop_sharpness.exp()
+
+    def chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """Training / full forward: [B c ; E c] [B, S, 2r] -> the context with the hops' queries
+        ([B, S, (H + 2) r]) over ah [B, T, r], key t visible to step s where visible [B, S, T]."""
+        if not self.hops:
+            return ctx
+        return dense_chain_context(ctx, ah, visible, *self.hop_weights(), self.hops)
+
+    def chain_context_packed(self, ctx: torch.Tensor, ah: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        """Inference, one layer: ctx [S, 2r], packed entries ah [N, r] of rows owner [N] -> [S, (H + 2) r]."""
+        if not self.hops:
+            return ctx
+        G, keep, beta = (p.detach() for p in self.hop_weights())
+        return packed_chain_context(ctx.unsqueeze(0), ah.unsqueeze(0), owner, G.unsqueeze(0), keep, beta, self.hops)[0]
+
     def keep_logit(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """z with tau = tau_max * sigmoid(z), from A h [..., r] and [B c ; E c] [..., 2r] (broadcast)."""
-        bc, ec = split_context(ctx)
+        """z with tau = tau_max * sigmoid(z), from A h [..., r] and the context [..., (2 + H) r]
+        ([B c ; E c], or [B c ; q_0 .. q_H] with hops; broadcast)."""
+        r = ah.shape[-1]
+        bc = ctx[..., :r]
         z = F.linear(torch.tanh(ah + bc), self.w.unsqueeze(0), self.b).squeeze(-1)
-        return z + (ah * ec).sum(-1)  # with E = 0 this adds exact zeros: old checkpoints unchanged
+        if self.hops:
+            return z + self.match_scale.exp() * MATCH_UNIT * best_match(ah, ctx[..., r:])
+        return z + (ah * ctx[..., r:]).sum(-1)  # with E = 0 this adds exact zeros: old checkpoints unchanged
 
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """log tau from A h and the step's context projections (broadcast): [..., r] -> [...].
@@ -69,7 +121,8 @@ class TokenTemperature(nn.Module):
         """The same log tau without autograd, in the few in-place passes of `readout` (the
         per-token read-out of every cached forward)."""
         w2, const = self.readout_weights()
-        return readout(ah, ctx, w2, const, math.log(self.tau_max))
+        scale = self.match_scale.detach().exp() * MATCH_UNIT if self.hops else None
+        return readout(ah, ctx, w2, const, math.log(self.tau_max), scale)
 
     def readout_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(2w [r], b - sum(w) [1]): the weights `readout` takes. A cache, rebuilt when w or b is
@@ -82,24 +135,32 @@ class TokenTemperature(nn.Module):
         return self._readout_weights
 
 
-def split_context(ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B c ; E c] -> (B c, E c)."""
-    r = ctx.shape[-1] // 2
-    return ctx[..., :r], ctx[..., r:]
+def best_match(ah: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """max_j unit(A h) . q_j: A h [..., r] against the flat queries [..., (H + 1) r] (broadcast)."""
+    r = ah.shape[-1]
+    q = queries.unflatten(-1, (queries.shape[-1] // r, r))  # [..., H + 1, r]
+    return (unit(ah).unsqueeze(-2) * q).sum(-1).amax(-1)
 
 
-def readout(ah: torch.Tensor, ctx: torch.Tensor, w2: torch.Tensor, const: torch.Tensor, log_tau_max: float) -> torch.Tensor:
+def readout(ah: torch.Tensor, ctx: torch.Tensor, w2: torch.Tensor, const: torch.Tensor, log_tau_max: float,
+            match_scale: torch.Tensor | None = None) -> torch.Tensor:
     """log tau from A h [..., r] and [B c ; E c] [..., 2r] (broadcastable to it), with the
     read-out weights 2w [..., r] and b - sum(w) [...] broadcastable to the result. The formula of
     `TokenTemperature.log_temperature`, in a few in-place passes over one buffer, with tanh
     written as 2 sigmoid(2x) - 1 (the same function; on CPU torch's sigmoid is ~3.5x faster than
     its tanh, and this runs for every new token of every layer and, at a boundary, for every
     live entry):  z = w . tanh(x) + b = (2w) . sigmoid(2x) + (b - sum w),  x = A h + B c.
-    No autograd."""
-    bc, ec = split_context(ctx)
+    No autograd. With `match_scale` (hops) the bilinear term is s * best_match over the queries
+    [q_0 .. q_H] that follow B c in ctx."""
+    r = ah.shape[-1]
+    bc, rest = ctx[..., :r], ctx[..., r:]
     x = torch.add(ah, bc).mul_(2.0).sigmoid_()  # doubling is exact
-    x.mul_(w2).addcmul_(ah, ec)  # + the bilinear term
+    x.mul_(w2)
+    if match_scale is None:
+        x.addcmul_(ah, rest)  # + the bilinear term
     z = x.sum(-1).add_(const)
+    if match_scale is not None:
+        z.add_(best_match(ah, rest).mul_(match_scale))
     return F.logsigmoid(z).add_(log_tau_max)
 
 
@@ -117,25 +178,45 @@ class StackedTTM:
 
     def _weights(self):
         ttms = [layer.ttm for layer in self._layers]
-        params = [p for t in ttms for p in (t.B, t.E, t.w, t.b)]
+        hop_params = ("G", "hop_keep", "hop_sharpness", "match_scale") if ttms[0].hops else ()
+        params = [getattr(t, name) for t in ttms for name in ("B", "E", "w", "b") + hop_params]
         key = tuple((p.data_ptr(), p._version) for p in params)
         if key != self._key:
             with torch.no_grad():
                 context_weight = torch.stack([torch.cat([t.B, t.E]) for t in ttms])  # [L, 2r, d]
                 w2, const = (torch.stack(parts) for parts in zip(*(t.readout_weights() for t in ttms)))
-            self._stacks = (context_weight, w2, const.view(-1), math.log(ttms[0].tau_max))  # [L, r], [L]
+                hops = None
+                if hop_params:  # (G [L, r, r], gamma [L], beta [L], s [L])
+                    G, keep, beta = (torch.stack(parts) for parts in zip(*(t.hop_weights() for t in ttms)))
+                    hops = (G, keep.view(-1), beta.view(-1), MATCH_UNIT * torch.stack([t.match_scale for t in ttms]).view(-1).exp())
+            self._stacks = (context_weight, w2, const.view(-1), math.log(ttms[0].tau_max), hops)  # [L, r], [L]
             self._key = key
         return self._stacks
+
+    @property
+    def hops(self) -> int:
+        return self._layers[0].ttm.hops
 
     def context(self, c: torch.Tensor) -> torch.Tensor:
         """[B c ; E c] for the first l layers: c [l, S, d] -> [l, S, 2r]."""
         weight = self._weights()[0][: c.shape[0]]
         return torch.bmm(c.to(weight.dtype), weight.transpose(1, 2))
 
+    def chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        """With hops: [B c ; E c] [l, S, 2r] -> [B c ; q_0 .. q_H] [l, S, (H + 2) r], hopping over
+        the packed entries ah [l, N, r] of each row (owner [N]); without: ctx as it is."""
+        if not self.hops:
+            return ctx
+        G, keep, beta, _ = self._weights()[4]
+        layers = ctx.shape[0]
+        return packed_chain_context(ctx, ah, owner, G[:layers], keep[:layers], beta[:layers], self.hops)
+
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """log tau of the first l layers (`readout`): ah [l, ..., r] and the context projections
-        [l, ..., 2r] broadcastable to it. Returns [l, ...]."""
-        _, w2, const, log_tau_max = self._weights()
+        """log tau of the first l layers (`readout`): ah [l, ..., r] and the context [l, ..., (2 + H) r]
+        broadcastable to it. Returns [l, ...]."""
+        _, w2, const, log_tau_max, hops = self._weights()
         layers = ah.shape[0]
         ones = (1,) * (ah.dim() - 2)
-        return readout(ah, ctx, w2[:layers].view(layers, *ones, -1), const[:layers].view(layers, *ones), log_tau_max)
+        scale = None if hops is None else hops[3][:layers].view(layers, *ones)
+        return readout(ah, ctx, w2[:layers].view(layers, *ones, -1), const[:layers].view(layers, *ones), log_tau_max,
+                       scale)

@@ -41,7 +41,7 @@ def adapter_model(cfg: TrainConfig) -> tuple[QuasarForCausalLM, TextTokenizer]:
     and every base parameter frozen."""
     shape = cfg.model
     model = with_fresh_ttm(cfg.adapter_of, cfg.seed, ttm_dim=shape.ttm_dim, tau_max=shape.tau_max,
-                           ttm_context=shape.ttm_context, guidance=cfg.guidance)
+                           ttm_context=shape.ttm_context, ttm_hops=shape.ttm_hops, guidance=cfg.guidance)
     for name, p in model.named_parameters():
         p.requires_grad_(".ttm." in name)
     tokenizer = TextTokenizer.from_folder(resolve_model_path(cfg.adapter_of), model.config)

@@ -26,6 +26,8 @@ class ModelShape:
     vocab_size: int = 512
     """BPE vocabulary size trained on the task texts."""
     ttm_context: Literal["last", "mean"] = "last"
+    ttm_hops: int = 0
+    """Hops of the TTM's chain context (ModelConfig.ttm_hops; 0: one query)."""
     """The TTM's step context (ModelConfig.ttm_context)."""
 
 
@@ -48,6 +50,8 @@ class TrainConfig:
     model: ModelShape = field(default_factory=ModelShape)
     """Model shape (with `init_from`, only max_position_embeddings and ttm_context are used)."""
     init_from: str | None = None
+    freeze_decoder: bool = False
+    """With init_from: train the TTM only (the decoder's weights stay those of init_from)."""
     """A model folder or shipped name whose decoder weights and tokenizer start the run (its
     TTM starts afresh, as the identity); None trains from scratch with a new tokenizer."""
     adapter_of: str | None = None
@@ -97,6 +101,8 @@ class TrainConfig:
     """Weight of the supervised importance term (train/losses.py relevance_loss): every layer's
     keep probability tau/tau_max against the `relevant_spans` labels of the distractor tasks
     (binary cross-entropy, prompt keys under every step's context); 0 leaves it out."""
+    relevance_first_step_only: bool = False
+    """The relevance term under step 1's context only (losses.relevance_loss)."""
     keep_target: float | None = None
     """Eviction in the loop (train/losses.py RelaxedEviction): the share of decided prompt
     entries the budget loss lets the steps keep; None trains with the paper's terms only."""
@@ -127,6 +133,8 @@ class TrainConfig:
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
         if self.distractors and (len(self.distractors) != 2 or not 0 <= self.distractors[0] <= self.distractors[1]):
             raise ValueError(f"distractors must be [lo, hi] with 0 <= lo <= hi, got {self.distractors}")
+        if self.freeze_decoder and not self.init_from:
+            raise ValueError("freeze_decoder needs init_from (the decoder to keep)")
         if self.adapter_of and self.init_from:
             raise ValueError("set adapter_of (train a TTM for a frozen base) or init_from (continue a model), not both")
         if self.keep_target is not None and not 0.0 < self.keep_target <= 1.0:

@@ -39,17 +39,21 @@ def keep_logit_of(log_tau: torch.Tensor, tau_max: float) -> torch.Tensor:
     return (log_p - torch.log(-torch.expm1(log_p))).clamp(-30.0, 30.0)
 
 
-def relevance_loss(log_taus: list[torch.Tensor], relevance: torch.Tensor, visible: torch.Tensor, tau_max: float) -> torch.Tensor:
+def relevance_loss(log_taus: list[torch.Tensor], relevance: torch.Tensor, visible: torch.Tensor, tau_max: float,
+                   first_step_only: bool = False) -> torch.Tensor:
     """Supervised importance: binary cross-entropy of every layer's keep probability
     tau / tau_max (logit z) against the ground-truth relevance of each labelled prompt key
     (`relevance` [B, T]: 1, 0 or -1 unlabelled), under the context of every step that sees it
-    (s >= 1: a prompt token the solution needs is needed by the whole solution). Zero when the
+    (s >= 1: a prompt token the solution needs is needed by the whole solution), or with
+    `first_step_only` under step 1's alone (what a decision right after the prompt sees; a chain
+    context started from a later step's hop cannot find the links before it). Zero when the
     batch has no labels."""
-    labelled = (relevance >= 0)[:, None, :] & visible[:, 1:]  # [B, S-1, T]
+    steps = slice(1, 2) if first_step_only else slice(1, None)
+    labelled = (relevance >= 0)[:, None, :] & visible[:, steps]  # [B, S', T]
     if not bool(labelled.any()):
         return log_taus[0].sum() * 0.0
     target = relevance[:, None, :].expand_as(labelled)[labelled].float()
-    z = torch.stack([keep_logit_of(lt[:, 1:], tau_max)[labelled] for lt in log_taus])  # [L, n]
+    z = torch.stack([keep_logit_of(lt[:, steps], tau_max)[labelled] for lt in log_taus])  # [L, n]
     return F.binary_cross_entropy_with_logits(z, target.expand_as(z))
 
 

@@ -41,7 +41,7 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> QuasarForCausalLM:
         intermediate_size=s.intermediate_size, num_layers=s.num_layers, num_heads=s.num_heads,
         num_kv_heads=s.num_kv_heads, max_position_embeddings=s.max_position_embeddings,
         tie_word_embeddings=True, bos_token_id=BOS_ID, eos_token_ids=[EOS_ID], pad_token_id=PAD_ID,
-        ttm_dim=s.ttm_dim, tau_max=s.tau_max, guidance=cfg.guidance, ttm_context=s.ttm_context,
+        ttm_dim=s.ttm_dim, tau_max=s.tau_max, guidance=cfg.guidance, ttm_context=s.ttm_context, ttm_hops=s.ttm_hops,
     )
     torch.manual_seed(cfg.seed)
     model = QuasarForCausalLM(mcfg)
@@ -54,9 +54,14 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> QuasarForCausalLM:
 
 def continue_model(cfg: TrainConfig) -> QuasarForCausalLM:
     """`init_from`'s decoder with the recipe's context length and TTM context; the TTM starts
-    afresh as the identity (seeded), since its old weights were trained for another context."""
-    return with_fresh_ttm(cfg.init_from, cfg.seed, max_position_embeddings=cfg.model.max_position_embeddings,
-                          ttm_context=cfg.model.ttm_context, guidance=cfg.guidance)
+    afresh as the identity (seeded), since its old weights were trained for another context.
+    With `freeze_decoder` only the TTM trains."""
+    model = with_fresh_ttm(cfg.init_from, cfg.seed, max_position_embeddings=cfg.model.max_position_embeddings,
+                           ttm_context=cfg.model.ttm_context, ttm_hops=cfg.model.ttm_hops, guidance=cfg.guidance)
+    if cfg.freeze_decoder:
+        for name, p in model.named_parameters():
+            p.requires_grad_(".ttm." in name)
+    return model
 
 
 @torch.no_grad()
@@ -215,7 +220,7 @@ def train(cfg: TrainConfig) -> Path:
         relevance_term = None
         if relevance is not None:
             labels = collate_relevance([relevance[i] for i in picked], ids.shape[1]).to(engine.device)
-            relevance_term = relevance_loss(log_taus, labels, visible, cfg.model.tau_max)
+            relevance_term = relevance_loss(log_taus, labels, visible, cfg.model.tau_max, cfg.relevance_first_step_only)
             loss = loss + cfg.lambda_relevance * relevance_term
         kept = None
         if evicting:

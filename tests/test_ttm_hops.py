@@ -1,0 +1,144 @@
+"""The TTM's chain context (ModelConfig.ttm_hops; model/ttm.py, model/ttm_hops.py): the dense
+form training uses equals the packed form the engine uses; temperatures stay causal; the
+engine's refreshed and prefill-dropped temperatures equal the full forward's; adapters keep
+their hops."""
+import math
+
+import pytest
+import torch
+
+from quasar_dist.engine.sequence import Event
+from quasar_dist.model import QuasarForCausalLM, load_model, save_pretrained
+from quasar_dist.model.prefill_drop import PrefillDrop
+from quasar_dist.model.ttm import MATCH_UNIT
+from quasar_dist.model.ttm_hops import dense_chain_context, packed_chain_context
+from quasar_dist.parallel.toy_model import randomise_ttm
+from quasar_dist.reasoning.signals import budget_count, budget_keep_mask
+
+from test_engine import NL, PROMPTS, make_tokenizer, new_engine, paused_after_prompt, segment_ids, tiny_config
+from test_prefill_drop import RECENT, SINKS, prefill, reference_logits, step_one_keep_scores
+from tolerance import model_bound, rounding_bound
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+HOPS = 3
+
+
+def hop_model(seed=0, dtype=torch.float32, **overrides) -> QuasarForCausalLM:
+    """Random weights and a TTM whose chain context really acts (s, gamma, G far from 0)."""
+    torch.manual_seed(seed)
+    model = QuasarForCausalLM(tiny_config(ttm_context="last", ttm_hops=HOPS, **overrides), guidance="bias")
+    randomise_ttm(model, seed + 3)
+    g = torch.Generator().manual_seed(seed + 5)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(4)
+            layer.mlp.down_proj.weight.mul_(4)
+            layer.ttm.E.normal_(0, 0.3, generator=g)
+            layer.ttm.G.normal_(0, 0.3, generator=g)
+            layer.ttm.hop_keep.fill_(0.5)
+            layer.ttm.hop_sharpness.fill_(-0.5)
+            layer.ttm.match_scale.fill_(math.log(2.0 / MATCH_UNIT))  # s = 2: temperatures spread, not saturated into ties
+        model.lm_head.weight[NL] *= 1.5  # steps often enough to have boundaries
+    return model.to(dtype).eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_and_packed_chain_contexts_agree(dtype):
+    """Rows of different lengths: the dense form masks, the packed form lists; the same queries."""
+    g = torch.Generator().manual_seed(0)
+    b, t, r, hops = 3, 7, 5, 4
+    lengths = torch.tensor([7, 3, 5])
+    ah = torch.randn(b, t, r, generator=g, dtype=dtype)
+    ctx = torch.randn(b, 1, 2 * r, generator=g, dtype=dtype)
+    G = torch.randn(r, r, generator=g, dtype=dtype)
+    keep, beta = torch.tensor([0.3], dtype=dtype), torch.tensor([6.0], dtype=dtype)
+    visible = (torch.arange(t)[None, :] < lengths[:, None]).unsqueeze(1)  # [B, 1, T]
+    dense = dense_chain_context(ctx, ah, visible, G, keep, beta, hops)[:, 0]  # [B, (H + 2) r]
+    real = visible[:, 0]
+    owner = torch.arange(b).repeat_interleave(lengths)
+    packed = packed_chain_context(ctx[:, 0].unsqueeze(0), ah[real].unsqueeze(0), owner, G.unsqueeze(0), keep, beta, hops)[0]
+    assert dense.shape == packed.shape == (b, (hops + 2) * r)
+    assert (dense - packed).abs().max() <= rounding_bound(dtype, magnitude=1.0, depth=hops * 4, width=t * r)
+    # nothing visible (the prompt's own context c_0 = 0): zero queries
+    empty = dense_chain_context(torch.zeros_like(ctx), ah, torch.zeros_like(visible), G, keep, beta, hops)
+    assert torch.equal(empty[..., r:], torch.zeros_like(empty[..., r:]))
+
+
+def test_chain_temperatures_are_causal_and_saved(tmp_path):
+    """A token after position t changes no temperature at positions <= t under any step's
+    context (the hops read only the entries before a step), and the hops survive save/load."""
+    model, tokenizer = hop_model(), make_tokenizer(tiny_config())
+    prompt = tokenizer.encode_prompt(PROMPTS[3])
+    out = [5, NL, 7, 8, NL, 9]
+    x = torch.tensor([prompt + out])
+    seg = torch.tensor([segment_ids(len(prompt), out)])
+    changed = x.clone()
+    changed[0, -1] = 4
+    with torch.no_grad():
+        _, a = model(x, segment_ids=seg, return_temperatures=True)
+        _, b = model(changed, segment_ids=seg, return_temperatures=True)
+    t = x.shape[1] - 1
+    assert all(torch.equal(la[..., :t], lb[..., :t]) for la, lb in zip(a, b))
+    assert any(not torch.equal(la, lb) for la, lb in zip(a, b))  # the changed token's own temperature moved
+    assert float(torch.stack(a).std()) > 0.1  # and the temperatures are not flat
+    folder = save_pretrained(model, tmp_path / "m")
+    assert load_model(folder).config.ttm_hops == HOPS
+
+
+def test_refreshed_temperatures_with_hops_equal_the_full_forward():
+    """At every boundary the engine's chain context (hops over the slot's live entries) and the
+    refreshed temperatures equal a full forward's with segment ids."""
+    model, tokenizer = hop_model(), make_tokenizer(tiny_config())
+    engine = new_engine(model, tokenizer, num_slots=2)
+    ids = tokenizer.encode_prompt(PROMPTS[3])
+    seq = paused_after_prompt(engine, ids, max_new_tokens=60)
+    cache, checked = engine.runner.cache, 0
+    while seq.event is Event.BOUNDARY:
+        fed = ids + seq.output_ids
+        seg = segment_ids(len(ids), seq.output_ids + [NL])
+        with torch.no_grad():
+            _, temps = model(torch.tensor([fed + [NL]]), segment_ids=torch.tensor([seg]), return_temperatures=True)
+        n, s = len(fed), seq.num_steps + 1
+        for layer, log_tau in enumerate(temps):
+            assert (cache.log_tau[layer, seq.slot, :n] - log_tau[0, s, :n]).abs().max() <= model_bound(model, log_tau)
+        checked += 1
+        engine.resume(seq)
+        while seq.event is None:
+            engine.step()
+    assert checked >= 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_prefill_dropping_ranks_by_the_chain_context(dtype):
+    """Algorithm 1 in prefill with hops: the kept tokens are those the full forward's step-1
+    temperatures rank highest, and the logits those of the later layers run on them alone."""
+    model, tokenizer = hop_model(dtype=dtype, num_layers=3), make_tokenizer(tiny_config())
+    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:4]]
+    layers, budget = 1, 0.5
+    keep = [budget_count(len(p), budget, SINKS, RECENT) for p in prompts]
+    logits, cache = prefill(model, prompts, PrefillDrop(layers=layers, keep=keep, sinks=SINKS, recent=RECENT))
+    for row, (ids, k) in enumerate(zip(prompts, keep)):
+        kept = budget_keep_mask(step_one_keep_scores(model, ids, layers), budget, SINKS, RECENT).nonzero().squeeze(1)
+        expected = reference_logits(model, ids, kept, layers)
+        assert (logits[row] - expected).abs().max() <= model_bound(model, expected)
+        assert cache.positions[row, :k].tolist() == kept.tolist()
+
+
+def test_an_adapter_with_hops_round_trips(tmp_path):
+    """`save_adapter` records the hops; `load_model(BASE, ttm=ADAPTER)` rebuilds the same TTM."""
+    from quasar_dist.model.adapter import save_adapter
+
+    model = hop_model()
+    plain = QuasarForCausalLM(tiny_config(ttm_context="last"))  # the base: the same decoder, a TTM without hops
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".ttm." not in k}, strict=False)
+    base = save_pretrained(plain, tmp_path / "base")
+    adapter = save_adapter(model, tmp_path / "adapter", base=str(base))
+    loaded = load_model(base, ttm=adapter).eval()
+    assert loaded.config.ttm_hops == HOPS
+    x = torch.tensor([make_tokenizer(tiny_config()).encode_prompt(PROMPTS[3]) + [NL]])
+    seg = torch.zeros_like(x)
+    seg[0, -1] = 1
+    with torch.no_grad():
+        _, expected = model(x, segment_ids=seg, return_temperatures=True)
+        _, got = loaded(x, segment_ids=seg, return_temperatures=True)
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
