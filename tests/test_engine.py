@@ -227,9 +227,14 @@ def test_eviction_drops_compute_and_evicting_nothing_changes_nothing(model, toke
 def test_temperature_refresh_equals_full_recompute(model, tokenizer):
     """At every boundary, cached temperatures (refreshed from cached A h) == temperatures a full
     forward with segment ids computes for the next step's context."""
+    check_refresh_at_boundaries(model, tokenizer, max_new_tokens=24)
+
+
+def check_refresh_at_boundaries(model, tokenizer, max_new_tokens: int) -> None:
+    """The check of the test above, for any model (also tests/test_ttm_hops.py)."""
     engine = new_engine(model, tokenizer, num_slots=2)
     ids = tokenizer.encode_prompt(PROMPTS[3])
-    seq = paused_after_prompt(engine, ids, max_new_tokens=24)
+    seq = paused_after_prompt(engine, ids, max_new_tokens=max_new_tokens)
     cache, checked = engine.runner.cache, 0
     while seq.event is Event.BOUNDARY:
         fed = ids + seq.output_ids

@@ -69,7 +69,11 @@ def prefill(model, prompts: list[list[int]], drop: PrefillDrop | None):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_dropped_prefill_equals_the_later_layers_run_on_the_kept_tokens(dtype):
-    model, tokenizer = last_context_model(dtype=dtype), make_tokenizer(tiny_config())
+    check_dropped_prefill(last_context_model(dtype=dtype), make_tokenizer(tiny_config()))
+
+
+def check_dropped_prefill(model, tokenizer) -> None:
+    """The check of the test above, for any model (also tests/test_ttm_hops.py)."""
     prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:4]]
     layers, budget = 1, 0.5
     keep = [budget_count(len(p), budget, SINKS, RECENT) for p in prompts]

@@ -7,17 +7,14 @@ import math
 import pytest
 import torch
 
-from quasar_dist.engine.sequence import Event
 from quasar_dist.model import QuasarForCausalLM, load_model, save_pretrained
-from quasar_dist.model.prefill_drop import PrefillDrop
 from quasar_dist.model.ttm import MATCH_UNIT
 from quasar_dist.model.ttm_hops import dense_chain_context, packed_chain_context
 from quasar_dist.parallel.toy_model import randomise_ttm
-from quasar_dist.reasoning.signals import budget_count, budget_keep_mask
 
-from test_engine import NL, PROMPTS, make_tokenizer, new_engine, paused_after_prompt, segment_ids, tiny_config
-from test_prefill_drop import RECENT, SINKS, prefill, reference_logits, step_one_keep_scores
-from tolerance import model_bound, rounding_bound
+from test_engine import NL, PROMPTS, check_refresh_at_boundaries, make_tokenizer, segment_ids, tiny_config
+from test_prefill_drop import check_dropped_prefill
+from tolerance import rounding_bound
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HOPS = 3
@@ -88,40 +85,14 @@ def test_chain_temperatures_are_causal_and_saved(tmp_path):
 def test_refreshed_temperatures_with_hops_equal_the_full_forward():
     """At every boundary the engine's chain context (hops over the slot's live entries) and the
     refreshed temperatures equal a full forward's with segment ids."""
-    model, tokenizer = hop_model(), make_tokenizer(tiny_config())
-    engine = new_engine(model, tokenizer, num_slots=2)
-    ids = tokenizer.encode_prompt(PROMPTS[3])
-    seq = paused_after_prompt(engine, ids, max_new_tokens=60)
-    cache, checked = engine.runner.cache, 0
-    while seq.event is Event.BOUNDARY:
-        fed = ids + seq.output_ids
-        seg = segment_ids(len(ids), seq.output_ids + [NL])
-        with torch.no_grad():
-            _, temps = model(torch.tensor([fed + [NL]]), segment_ids=torch.tensor([seg]), return_temperatures=True)
-        n, s = len(fed), seq.num_steps + 1
-        for layer, log_tau in enumerate(temps):
-            assert (cache.log_tau[layer, seq.slot, :n] - log_tau[0, s, :n]).abs().max() <= model_bound(model, log_tau)
-        checked += 1
-        engine.resume(seq)
-        while seq.event is None:
-            engine.step()
-    assert checked >= 3
+    check_refresh_at_boundaries(hop_model(), make_tokenizer(tiny_config()), max_new_tokens=60)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_prefill_dropping_ranks_by_the_chain_context(dtype):
     """Algorithm 1 in prefill with hops: the kept tokens are those the full forward's step-1
     temperatures rank highest, and the logits those of the later layers run on them alone."""
-    model, tokenizer = hop_model(dtype=dtype, num_layers=3), make_tokenizer(tiny_config())
-    prompts = [tokenizer.encode_prompt(p) for p in PROMPTS[:4]]
-    layers, budget = 1, 0.5
-    keep = [budget_count(len(p), budget, SINKS, RECENT) for p in prompts]
-    logits, cache = prefill(model, prompts, PrefillDrop(layers=layers, keep=keep, sinks=SINKS, recent=RECENT))
-    for row, (ids, k) in enumerate(zip(prompts, keep)):
-        kept = budget_keep_mask(step_one_keep_scores(model, ids, layers), budget, SINKS, RECENT).nonzero().squeeze(1)
-        expected = reference_logits(model, ids, kept, layers)
-        assert (logits[row] - expected).abs().max() <= model_bound(model, expected)
-        assert cache.positions[row, :k].tolist() == kept.tolist()
+    check_dropped_prefill(hop_model(dtype=dtype, num_layers=3), make_tokenizer(tiny_config()))
 
 
 def test_an_adapter_with_hops_round_trips(tmp_path):
