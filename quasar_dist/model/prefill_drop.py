@@ -110,15 +110,18 @@ def step_one_scores(model, cache: TemperatureKVCache, batch: CacheBatch, upto: i
     layers, stacked = model.model.layers, model.stacked_ttm
     c = cache.pend_last[:upto].index_select(1, batch.rows)  # [l, B, d]
     ah = torch.stack([entries[2] for entries in batch.deferred[:upto]])  # [l, B, T, r], not yet in the cache
-    b, t, r = ah.shape[1:]
-    flat, owner = prompt_entries(batch.num_new, t)
-    ctx = stacked.chain_context(stacked.context(c), ah.view(upto, b * t, r).index_select(1, flat), owner)
-    done = stacked.log_temperature(ah, ctx.unsqueeze(2))  # [l, B, T]
+    ctx = stacked.context(c)  # [l, B, 2r]
     hn = layers[upto].input_layernorm(x)
     last = hn[torch.arange(x.shape[0], device=x.device), (batch.num_new - 1).clamp(min=0)]  # [B, d]
     ttm = layers[upto].ttm
     own_ah = ttm.project(hn)
-    own_ctx = ttm.chain_context_packed(ttm.context(last), own_ah.view(b * t, r).index_select(0, flat), owner)
+    own_ctx = ttm.context(last)  # [B, 2r]
+    if stacked.hops:  # the chain context hops over each row's real prompt tokens (packed)
+        b, t, r = ah.shape[1:]
+        flat, owner = prompt_entries(batch.num_new, t)
+        ctx = stacked.chain_context(ctx, ah.view(upto, b * t, r).index_select(1, flat), owner)
+        own_ctx = ttm.chain_context_packed(own_ctx, own_ah.view(b * t, r).index_select(0, flat), owner)
+    done = stacked.log_temperature(ah, ctx.unsqueeze(2))  # [l, B, T]
     own = ttm.readout(own_ah, own_ctx.unsqueeze(1))  # [B, T]
     return combine_layers(torch.cat([done.float(), own.float().unsqueeze(0)]), over_layers)
 

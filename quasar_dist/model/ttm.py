@@ -63,7 +63,8 @@ class TokenTemperature(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Identity initialisation: random projections, zero read-outs, so tau == 1."""
+        """Identity initialisation: random projections, zero read-outs, so tau == 1 (without
+        hops; with them the match scale starts positive, MATCH_UNIT)."""
         with torch.no_grad():
             self.A.normal_(0.0, 0.02, generator=generator)
             self.B.normal_(0.0, 0.02, generator=generator)
@@ -88,6 +89,10 @@ class TokenTemperature(nn.Module):
         """(G [r, r], gamma [1], beta [1]) of the chain context."""
         return self.G, self.hop_keep, 4.0 + 4.0 * self.hop_sharpness.exp()
 
+    def match_weight(self) -> torch.Tensor:
+        """s [1], the chain match's scale: MATCH_UNIT * exp(match_scale) (positive)."""
+        return self.match_scale.exp() * MATCH_UNIT
+
     def chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """Training / full forward: [B c ; E c] [B, S, 2r] -> the context with the hops' queries
         ([B, S, (H + 2) r]) over ah [B, T, r], key t visible to step s where visible [B, S, T]."""
@@ -109,7 +114,7 @@ class TokenTemperature(nn.Module):
         bc = ctx[..., :r]
         z = F.linear(torch.tanh(ah + bc), self.w.unsqueeze(0), self.b).squeeze(-1)
         if self.hops:
-            return z + self.match_scale.exp() * MATCH_UNIT * best_match(ah, ctx[..., r:])
+            return z + self.match_weight() * best_match(ah, ctx[..., r:])
         return z + (ah * ctx[..., r:]).sum(-1)  # with E = 0 this adds exact zeros: old checkpoints unchanged
 
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
@@ -121,7 +126,7 @@ class TokenTemperature(nn.Module):
         """The same log tau without autograd, in the few in-place passes of `readout` (the
         per-token read-out of every cached forward)."""
         w2, const = self.readout_weights()
-        scale = self.match_scale.detach().exp() * MATCH_UNIT if self.hops else None
+        scale = self.match_weight().detach() if self.hops else None
         return readout(ah, ctx, w2, const, math.log(self.tau_max), scale)
 
     def readout_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,7 +193,7 @@ class StackedTTM:
                 hops = None
                 if hop_params:  # (G [L, r, r], gamma [L], beta [L], s [L])
                     G, keep, beta = (torch.stack(parts) for parts in zip(*(t.hop_weights() for t in ttms)))
-                    hops = (G, keep.view(-1), beta.view(-1), MATCH_UNIT * torch.stack([t.match_scale for t in ttms]).view(-1).exp())
+                    hops = (G, keep.view(-1), beta.view(-1), torch.stack([t.match_weight() for t in ttms]).view(-1))
             self._stacks = (context_weight, w2, const.view(-1), math.log(ttms[0].tau_max), hops)  # [L, r], [L]
             self._key = key
         return self._stacks

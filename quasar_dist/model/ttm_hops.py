@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+
 def unit(x: torch.Tensor) -> torch.Tensor:
     """x / |x| over the last dim, as x / sqrt(|x|^2 + eps) (eps 1e-12, or the dtype's smallest
     normal where that is larger): 0 stays 0 with a finite gradient (F.normalize's is NaN at 0,

@@ -36,14 +36,19 @@ def with_fresh_ttm(base: str, seed: int, **overrides) -> QuasarForCausalLM:
     return model
 
 
+def freeze_all_but_ttm(model: QuasarForCausalLM) -> None:
+    """Only the TTM's parameters train (an adapter; a recipe with `freeze_decoder`)."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(".ttm." in name)
+
+
 def adapter_model(cfg: TrainConfig) -> tuple[QuasarForCausalLM, TextTokenizer]:
     """The base with a fresh TTM (the recipe's ttm_dim, tau_max, ttm_context; identity, seeded)
     and every base parameter frozen."""
     shape = cfg.model
     model = with_fresh_ttm(cfg.adapter_of, cfg.seed, ttm_dim=shape.ttm_dim, tau_max=shape.tau_max,
                            ttm_context=shape.ttm_context, ttm_hops=shape.ttm_hops, guidance=cfg.guidance)
-    for name, p in model.named_parameters():
-        p.requires_grad_(".ttm." in name)
+    freeze_all_but_ttm(model)
     tokenizer = TextTokenizer.from_folder(resolve_model_path(cfg.adapter_of), model.config)
     return model, tokenizer
 

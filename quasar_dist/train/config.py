@@ -26,9 +26,9 @@ class ModelShape:
     vocab_size: int = 512
     """BPE vocabulary size trained on the task texts."""
     ttm_context: Literal["last", "mean"] = "last"
+    """The TTM's step context (ModelConfig.ttm_context)."""
     ttm_hops: int = 0
     """Hops of the TTM's chain context (ModelConfig.ttm_hops; 0: one query)."""
-    """The TTM's step context (ModelConfig.ttm_context)."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -50,10 +50,10 @@ class TrainConfig:
     model: ModelShape = field(default_factory=ModelShape)
     """Model shape (with `init_from`, only max_position_embeddings and ttm_context are used)."""
     init_from: str | None = None
-    freeze_decoder: bool = False
-    """With init_from: train the TTM only (the decoder's weights stay those of init_from)."""
     """A model folder or shipped name whose decoder weights and tokenizer start the run (its
     TTM starts afresh, as the identity); None trains from scratch with a new tokenizer."""
+    freeze_decoder: bool = False
+    """With init_from: train the TTM only (the decoder's weights stay those of init_from)."""
     adapter_of: str | None = None
     """Train a TTM adapter for this base (a model folder or shipped name): the base stays frozen,
     only a fresh TTM (model.ttm_dim / tau_max / ttm_context) learns, by self-distillation on the

@@ -19,7 +19,7 @@ from quasar_dist.model.checkpoint import attach_fresh_ttm
 from quasar_dist.model.registry import resolve_model_path
 from quasar_dist.util.typed_config import load_config, to_dict
 
-from .adapter import distillation_loss, with_fresh_ttm
+from .adapter import distillation_loss, freeze_all_but_ttm, with_fresh_ttm
 from .batches import collate, collate_relevance, encode_task, length_grouped_batches
 from .checkpointing import load_training_state, save_training_state
 from .config import TrainConfig
@@ -59,8 +59,7 @@ def continue_model(cfg: TrainConfig) -> QuasarForCausalLM:
     model = with_fresh_ttm(cfg.init_from, cfg.seed, max_position_embeddings=cfg.model.max_position_embeddings,
                            ttm_context=cfg.model.ttm_context, ttm_hops=cfg.model.ttm_hops, guidance=cfg.guidance)
     if cfg.freeze_decoder:
-        for name, p in model.named_parameters():
-            p.requires_grad_(".ttm." in name)
+        freeze_all_but_ttm(model)
     return model
 
 
