@@ -369,3 +369,22 @@ def test_exit_oracle_runs_on_a_model(model, tokenizer):
     tasks = [{"prompt": p, "answer": "7"} for p in PROMPTS[:3]]
     out = exit_oracle(model, tokenizer, tasks, max_new_tokens=12, num_slots=2)
     assert out["tasks"] == 3 and out["generated_tokens"] > 0 and 0.0 <= out["oracle_token_saving"] <= 1.0
+
+
+def test_prefill_groups_bound_tokens_padding_and_scores():
+    """Every new prompt in exactly one prefill group; a group of more than one prompt stays
+    within the token, padding and attention-score bounds (a single prompt may exceed them)."""
+    from quasar_dist.engine import scheduler as sch
+
+    lengths = [1, 3, 5, 40, 41, 42, 43, 44, 200, 201, 300, 900, 7, 7, 7] + [60] * 80
+    seqs = [Sequence(i, [1] * n, SamplingParams(), max_new_tokens=1) for i, n in enumerate(lengths)]
+    groups = sch.prefill_groups(seqs)
+    assert sorted(s.seq_id for g in groups for s in g) == list(range(len(seqs)))
+    for g in groups:
+        longest, real = max(len(s.feed) for s in g), sum(len(s.feed) for s in g)
+        padded = len(g) * longest
+        if len(g) > 1:
+            assert padded <= sch.MAX_PREFILL_TOKENS
+            assert padded - real <= sch.PAD_SHARE * padded
+            assert len(g) * longest**2 <= sch.MAX_PREFILL_SCORES
+    assert len(groups) < len(seqs)  # prompts of equal length do share a forward
