@@ -107,6 +107,22 @@ def test_bad_recipe_is_one_line(tmp_path):
         load_config(TrainConfig, tmp_path / "none.yaml")
 
 
+def test_lr_schedules_warm_up_then_decay_or_hold(tmp_path):
+    from quasar_dist.train.trainer import lr_factor
+
+    cosine = TrainConfig(warmup_steps=10, max_steps=110, max_minutes=60.0)
+    constant = TrainConfig(warmup_steps=10, max_steps=110, max_minutes=60.0, lr_schedule="constant")
+    for cfg in (cosine, constant):
+        assert lr_factor(0, 0.0, cfg) == pytest.approx(0.1) and lr_factor(9, 0.0, cfg) == 1.0
+    assert lr_factor(60, 0.0, cosine) == pytest.approx(0.55) and lr_factor(110, 0.0, cosine) == pytest.approx(0.1)
+    assert lr_factor(60, 30.0, cosine) == pytest.approx(0.55)  # by time as by steps
+    assert all(lr_factor(step, 59.0, constant) == 1.0 for step in (10, 60, 110, 10_000))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr_schedule: linear\n")
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        load_config(TrainConfig, bad)
+
+
 def test_two_rank_data_parallel_training_on_cpu(tmp_path):
     """`torchrun --nproc_per_node 2 quasar train`: two gloo ranks, DeepSpeed averages gradients,
     rank 0 writes the model (~10 s: two processes import DeepSpeed)."""

@@ -86,7 +86,11 @@ class TrainConfig:
     ttm_lr: float = 1e-3
     """Learning rate of the TTM parameters (paper eq. 70-71: their own rate)."""
     warmup_steps: int = 100
-    """Linear warm-up, then cosine decay to 10%."""
+    """Linear warm-up, then the lr_schedule."""
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    """After the warm-up: cosine decay to 10% (by step or time, whichever is further), or the
+    peak rate to the end (for a run meant to be resumed until a metric moves: docs/training.md,
+    stage 4, where the rise came late)."""
     weight_decay: float = 0.01
     """AdamW weight decay (not on norms, biases or TTM)."""
     grad_clip: float = 1.0

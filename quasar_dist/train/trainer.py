@@ -113,10 +113,13 @@ def param_groups(model, cfg: TrainConfig) -> list[dict]:
 
 
 def lr_factor(step: int, minutes: float, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine to 10%. Progress is the larger of the step and the time
-    fraction, so a run cut short by its time budget still ends with a decayed rate."""
+    """Linear warm-up, then cosine to 10% (or constant: cfg.lr_schedule). Progress is the
+    larger of the step and the time fraction, so a run cut short by its time budget still ends
+    with a decayed rate."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return 1.0
     by_steps = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     progress = min(1.0, max(by_steps, minutes / cfg.max_minutes))
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
