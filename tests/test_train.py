@@ -105,6 +105,9 @@ def test_bad_recipe_is_one_line(tmp_path):
         load_config(TrainConfig, bad)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(TrainConfig, tmp_path / "none.yaml")
+    bad.write_text('guidance: "off"\n')  # nothing would train the TTM
+    with pytest.raises(ConfigError, match="lambda_relevance"):
+        load_config(TrainConfig, bad)
 
 
 def test_lr_schedules_warm_up_then_decay_or_hold(tmp_path):

@@ -71,8 +71,10 @@ class TrainConfig:
     """Share of training tasks drawn with distractors when `distractors` is set."""
     val_distractors: int = 20
     """Distractor count of the extra validation sets (accuracy and temperature AUROC)."""
-    guidance: Literal["scale", "bias"] = "bias"
-    """Guided-attention form trained (and the checkpoint's default)."""
+    guidance: Literal["scale", "bias", "off"] = "bias"
+    """Guided-attention form trained (and the checkpoint's default). "off": attention never
+    reads the temperatures, which are trained as a ranking only (eviction, prefill dropping), by
+    the relevance term on the decoder's fixed features (stage 4b, docs/training.md)."""
     guidance_off_fraction: float = 0.3
     """Share of batches trained with guidance off, so the same weights also serve the CoT baseline."""
     batch_size: int = 64
@@ -147,6 +149,8 @@ class TrainConfig:
             raise ValueError(f"lambda_relevance must be >= 0, got {self.lambda_relevance}")
         if self.lambda_relevance and self.adapter_of:
             raise ValueError("lambda_relevance needs labelled tasks; an adapter trains on unlabelled prompts")
+        if self.guidance == "off" and not self.lambda_relevance:
+            raise ValueError("guidance off trains the TTM by its relevance term alone: set lambda_relevance > 0")
         if not 0.0 <= self.guidance_off_fraction <= 1.0:
             raise ValueError("guidance_off_fraction must be in [0, 1]")
         for kind in self.kinds:
