@@ -90,9 +90,10 @@ class Scheduler:
 
 
 PAD_SHARE = 0.25  # at most this share of a prefill group's tokens are padding
-MAX_PREFILL_SCORES = 1 << 22  # rows * length^2 of one prefill group (its attention scores, ~16 MB)
 MAX_PREFILL_TOKENS = 2048
-"""rows * length of one prefill group (vLLM's max_num_batched_tokens). Smaller forwards keep a
+"""rows * length of one prefill group (vLLM's max_num_batched_tokens). It also bounds a group's
+attention scores (rows * length^2 <= 2,048 * 1,024, ~8 MB: two or more rows are at most 1,024
+long), which a separate bound on them (4M) used to do. Smaller forwards keep a
 prefill's temporaries in the CPU's caches: on the shipped model's throughput workload, 2,048
 tokens per forward gave 1.10-1.24x the tokens/s of one forward per length group (up to 10,000
 tokens), 1,024 a little less (docs/benchmarks.md)."""
@@ -100,14 +101,12 @@ tokens), 1,024 a little less (docs/benchmarks.md)."""
 
 def prefill_groups(seqs: list[Sequence]) -> list[list[Sequence]]:
     """New prompts into few forwards: by length, a group grows while its padding (to its longest
-    prompt) stays under PAD_SHARE, its tokens under MAX_PREFILL_TOKENS and its attention scores
-    under MAX_PREFILL_SCORES."""
+    prompt) stays under PAD_SHARE and its tokens (padding included) under MAX_PREFILL_TOKENS."""
     groups, group, real = [], [], 0
     for seq in sorted(seqs, key=lambda s: len(s.feed)):
         n = len(seq.feed)  # the longest so far (sorted)
         padded = (len(group) + 1) * n
-        if group and (padded - real - n > PAD_SHARE * padded or (len(group) + 1) * n * n > MAX_PREFILL_SCORES
-                      or padded > MAX_PREFILL_TOKENS):
+        if group and (padded - real - n > PAD_SHARE * padded or padded > MAX_PREFILL_TOKENS):
             groups.append(group)
             group, real = [], 0
         group.append(seq)

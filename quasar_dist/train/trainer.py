@@ -147,7 +147,7 @@ def evaluate(model, tokenizer, val_tasks: dict) -> dict:
     from quasar_dist.bench.relevance import relevance_auroc
 
     result = {}
-    for guidance in (model.config.guidance, "off"):
+    for guidance in dict.fromkeys((model.config.guidance, "off")):  # once when the checkpoint's is off
         for kind, tasks in val_tasks.items():
             result[f"val_acc_{kind}_{guidance}"] = greedy_accuracy(model, tokenizer, tasks, guidance)
     for kind, tasks in val_tasks.items():
