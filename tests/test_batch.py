@@ -168,6 +168,50 @@ def test_results_are_committed_atomically_and_temps_of_a_killed_run_are_cleaned(
     assert len(read_done_hashes(tmp_path)) == 2
 
 
+def test_report_counts_the_layers_prefill_dropping_skipped_also_in_parts_written_before(tmp_path):
+    """report.json's FLOPs are engine/flops.py's of the rows, dropped (token, layer) pairs
+    included; a part written before that column existed reads as none dropped."""
+    from quasar_dist.engine.flops import flops_for
+    from quasar_dist.model.folder import read_config
+
+    folder = REPO / "models" / "tiny_hops_fixed"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": str(folder), "mode": "gsot", "tp": 1, "replicas": 1}))
+    append_event(tmp_path, "r1", "start", skipped=0)
+    rows = [output_row({"id": str(i), "prompt": "p", "reference": "1"},
+                       {"answer": "1", "prompt_tokens": 200, "generated_tokens": 20, "attended_kv": 9000,
+                        "dropped_token_layers": 300 * i}, mode="gsot", model="m", run_id="r1", finished_at=time.time())
+            for i in range(3)]
+    (tmp_path / "results").mkdir()
+    pq.write_table(output_table(rows[:2]), tmp_path / "results" / "part-r1-00000.parquet")
+    pq.write_table(output_table(rows[2:]).drop_columns(["dropped_token_layers"]), tmp_path / "results" / "part-r1-00001.parquet")
+    append_event(tmp_path, "r1", "end", wall_s=1.0)
+    config = read_config(folder)
+    expected = np.mean([flops_for(config, 220, 9000, d) for d in (0, 300, 0)])
+    assert report_from_dir(tmp_path, plots=False)["flops_per_task"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_checkpoint_gsot_defaults_fill_what_a_run_leaves_unset(tmp_path):
+    import shutil
+
+    from quasar_dist.batch.model_check import check_model, model_gsot
+
+    config = check_model(str(REPO / "models" / "tiny_hops_fixed"), 1)
+    assert config.gsot_defaults["kv_budget_layer"] == 1 and "kv_keep_above" in config.gsot_defaults
+    assert model_gsot(config, "gsot", {"max_steps": 3}) == {**config.gsot_defaults, "max_steps": 3}
+    assert model_gsot(config, "gsot", {"kv_keep_above": None}) == {"backtrack_below": 0.0, "kv_keep_above": None}
+    own_budget = model_gsot(config, "gsot", {"kv_budget": 0.5})  # the run's rule replaces the checkpoint's whole rule
+    assert own_budget == {"backtrack_below": 0.0, "kv_budget": 0.5}
+    assert model_gsot(config, "cot", {"max_steps": 3}) == {"max_steps": 3}
+    with pytest.raises(ConfigError, match="kv_budget_layer needs kv_budget"):  # a layer alone is no rule
+        check_model(str(REPO / "models" / "tiny_hops_fixed"), 1, gsot={"kv_budget_layer": 2}, mode="gsot")
+    bad = shutil.copytree(REPO / "models" / "tiny_hops_fixed", tmp_path / "bad")
+    data = json.loads((bad / "config.json").read_text())
+    data["quasar"]["gsot_defaults"] = {"max_stepz": 3}
+    (bad / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="quasar.gsot_defaults.max_stepz"):
+        check_model(str(bad), 1)
+
+
 def test_report_from_results_alone_has_every_key_table_and_plot(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": "m", "mode": "gsot", "tp": 1, "replicas": 2}))
     start = time.time()
@@ -210,6 +254,24 @@ def test_run_with_no_options_writes_results_report_and_plots(ray_local, tmp_path
     assert PLOTS <= {p.name for p in (out / "plots").iterdir()}
     assert (out / "report.md").read_text().startswith("# quasar run report")
     assert yaml.safe_load((out / "config.yaml").read_text())["gsot"]["max_steps"] >= 1  # resolved, defaults included
+
+
+def test_a_calibrated_checkpoint_runs_with_its_defaults_and_reports_the_saving(ray_local, tmp_path):
+    """`quasar run --model models/tiny_hops_fixed`: GSoT starts from the checkpoint's calibrated
+    gsot_defaults (prefill dropping), config.yaml records them, the report's FLOPs fall below CoT's."""
+    inputs = write_tasks(make_tasks("logic", 4, 3, "test", distractors=20), tmp_path / "long.parquet")
+    model = str(REPO / "models" / "tiny_hops_fixed")
+    reports = {}
+    for mode in ("gsot", "cot"):
+        out = tmp_path / mode
+        code, output = quasar_run("--input", str(inputs), "--output", str(out), "--model", model, "--mode", mode)
+        assert code == 0, output
+        gsot = yaml.safe_load((out / "config.yaml").read_text())["gsot"]
+        assert (gsot["kv_keep_above"], gsot["kv_budget_layer"]) == ((1.0, 1) if mode == "gsot" else (None, None))
+        dropped = read_results(out).column("dropped_token_layers").to_pylist()
+        assert all(d > 0 for d in dropped) if mode == "gsot" else not any(dropped)
+        reports[mode] = json.loads((out / "report.json").read_text())
+    assert reports["gsot"]["flops_per_task"] < 0.8 * reports["cot"]["flops_per_task"]
 
 
 def test_null_empty_and_overlong_prompts_become_error_rows_in_fastparquet_input(ray_local, tmp_path, run_yaml):

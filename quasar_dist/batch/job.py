@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +24,7 @@ from quasar_dist.util.errors import ResourceError
 from .config import RunConfig
 from .inputs import InputSpec, inspect_inputs
 from .ledger import Ledger
-from .model_check import check_model
+from .model_check import check_model, model_gsot
 from .output_folder import prepare_output
 from .output_lock import output_lock
 from .pipeline import build_dataset, configure_ray_data
@@ -48,7 +49,8 @@ def run_batch(cfg: RunConfig) -> dict:
     spec = inspect_inputs(cfg.input, prompt_col=cfg.prompt_col, id_col=cfg.id_col,
                           answer_col=cfg.answer_col, kind_col=cfg.kind_col)
     task_ids = scan_task_ids(spec, cfg.limit)  # null / duplicate ids
-    check_model(cfg.model, cfg.tp, cfg.ttm, cfg.gsot, cfg.mode)
+    model_config = check_model(cfg.model, cfg.tp, cfg.ttm, cfg.gsot, cfg.mode)
+    cfg = replace(cfg, gsot=model_gsot(model_config, cfg.mode, cfg.gsot))  # what config.yaml records
     return run_planned(cfg, task_ids, lambda plan, run_id: stream_results(cfg, spec, plan, run_id), rerun="command")
 
 

@@ -17,13 +17,14 @@ the report) stays in `quasar run`: here the user's pipeline owns reading and wri
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import pyarrow as pa
 
 from quasar_dist.util.typed_config import from_dict
 
-from .model_check import check_model
+from .model_check import check_model, model_gsot
 from .pipeline import BATCHES_IN_FLIGHT, STAGE_ACTOR_CPUS
 from .prepare import TASK_SCHEMA, as_strings
 from .ids import derived_ids, ids_as_strings
@@ -45,8 +46,8 @@ def build_processor(config: ProcessorConfig | dict, preprocess: RowFn | None = N
     from_dict(ReasoningConfig, {**cfg.gsot, "mode": cfg.mode}, source="build_processor", prefix="gsot.")
     from_dict(ParallelConfig, {**cfg.parallel, "tp": cfg.tp, "replicas": cfg.replicas}, source="build_processor",
               prefix="parallel.")
-    check_model(cfg.model, cfg.tp, cfg.ttm, cfg.gsot, cfg.mode)
-    return Processor(cfg, preprocess, postprocess)
+    model_config = check_model(cfg.model, cfg.tp, cfg.ttm, cfg.gsot, cfg.mode)
+    return Processor(replace(cfg, gsot=model_gsot(model_config, cfg.mode, cfg.gsot)), preprocess, postprocess)
 
 
 class Processor:

@@ -5,6 +5,9 @@ the short set; pick the one with the fewest counted FLOPs on the long set. Then,
 pick and CoT run on held-out test tasks (`--test`), which is the number to report.
 
     python -m quasar_dist.bench.calibrate --model runs/tiny_guided/model --n 40 --json docs/calibration.json
+
+With `--write-defaults` the pick becomes the checkpoint's `quasar.gsot_defaults` (config.json),
+which `quasar run`, sweeps and processors in GSoT mode start from (batch/model_check.py).
 """
 from __future__ import annotations
 
@@ -39,13 +42,16 @@ def candidates(num_layers: int, context: str) -> list[tuple[str, dict]]:
     the heat-driven backtracking, a DEER-style exit (a trial answer at every boundary, stop when
     its probability reaches the threshold), then (without backtracking) a temperature threshold
     on the prompt, after prefill or inside it after 1..2 layers, ranked by the max or the mean
-    over layers."""
+    over layers, and a fixed share of the prompt (kv_budget), after prefill or after layer 1."""
     out = [("defaults", {}), ("no backtrack", {"backtrack_below": 0.0})]
     out += [(f"trial answers {c} (DEER-style exit)", {"answer_confidence": c, "backtrack_below": 0.0}) for c in (0.99, 0.999)]
     layers = [None] + (list(range(1, min(3, num_layers))) if context == "last" else [])
     for above, layer, score in itertools.product((0.3, 0.6, 1.0), layers, ("max", "mean")):
         name = f"keep_above {above} ({score})" + (f", layer {layer}" if layer else "")
         out.append((name, {"kv_keep_above": above, "kv_budget_layer": layer, "kv_score": score, "backtrack_below": 0.0}))
+    for budget, layer in itertools.product((0.1, 0.15, 0.25, 0.35), layers[:2]):
+        name = f"kv_budget {budget}" + (f", layer {layer}" if layer else "")
+        out.append((name, {"kv_budget": budget, "kv_budget_layer": layer, "backtrack_below": 0.0}))
     return out
 
 
@@ -101,6 +107,8 @@ def main() -> None:
     parser.add_argument("--max-loss", type=float, default=0.01)
     parser.add_argument("--test", action="store_true", help="also run the pick on held-out test tasks")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--write-defaults", action="store_true",
+                        help="store the pick in the model folder's config.json (quasar.gsot_defaults)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, tokenizer = load_with_tokenizer(args.model)
@@ -112,6 +120,20 @@ def main() -> None:
         print(json.dumps(report["test"]["summary"], indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.write_defaults and overrides is not None:
+        write_gsot_defaults(args.model, overrides)
+
+
+def write_gsot_defaults(model: str, overrides: dict) -> None:
+    """The calibrated pick as the folder's `quasar.gsot_defaults` (checked as ReasoningConfig fields)."""
+    from quasar_dist.model.folder import resolve_model_path
+    from quasar_dist.util.typed_config import from_dict
+
+    from_dict(ReasoningConfig, dict(overrides), source="calibration pick")
+    path = Path(resolve_model_path(model)) / "config.json"
+    data = json.loads(path.read_text())
+    data.setdefault("quasar", {})["gsot_defaults"] = dict(overrides)
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

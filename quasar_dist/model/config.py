@@ -62,6 +62,10 @@ class ModelConfig:
     ttm_hops: int = 0
     """Hops of the TTM's chain context (model/ttm.py): 0 is one query matching tokens against
     the context; H > 0 follows H lookups through the entries before a step (docs/model.md)."""
+    gsot_defaults: dict = field(default_factory=dict)
+    """GSoT settings calibrated for this checkpoint on validation tasks (bench/calibrate.py
+    --write-defaults): `quasar run`, sweeps and processors in GSoT mode start from them; the
+    keys a run sets win (batch/model_check.py model_gsot). Empty: ReasoningConfig's defaults."""
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
@@ -70,6 +74,8 @@ class ModelConfig:
             raise ValueError(f"ttm_context must be one of {', '.join(TTM_CONTEXTS)}, got {self.ttm_context!r}")
         if not 0 <= self.ttm_hops <= 16:
             raise ValueError(f"ttm_hops must be in 0..16, got {self.ttm_hops}")
+        if not isinstance(self.gsot_defaults, dict):
+            raise ValueError(f"quasar.gsot_defaults must be a mapping, got {type(self.gsot_defaults).__name__}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads {self.num_heads} not divisible by num_kv_heads {self.num_kv_heads}")
 
@@ -115,6 +121,7 @@ class ModelConfig:
                 # a "quasar" section without the key was written by the first design (mean)
                 ttm_context=qd.get("ttm_context", "mean" if qd else "last"),
                 ttm_hops=int(qd.get("ttm_hops", 0)),
+                gsot_defaults=qd.get("gsot_defaults", {}),
             )
         except KeyError as exc:
             raise ModelLoadError(f"{source}: missing key {exc.args[0]!r}") from None
@@ -144,7 +151,8 @@ class ModelConfig:
             "pad_token_id": self.pad_token_id,
             "torch_dtype": "float32",
             "quasar": {"ttm_dim": self.ttm_dim, "tau_max": self.tau_max, "guidance": self.guidance,
-                       "ttm_context": self.ttm_context, **({"ttm_hops": self.ttm_hops} if self.ttm_hops else {})},
+                       "ttm_context": self.ttm_context, **({"ttm_hops": self.ttm_hops} if self.ttm_hops else {}),
+                       **({"gsot_defaults": dict(self.gsot_defaults)} if self.gsot_defaults else {})},
         }
         if self.sliding_window:
             d["sliding_window"] = self.sliding_window

@@ -12,8 +12,10 @@ from quasar_dist.util.errors import InputError
 REPORT_COLUMNS = [
     "correct", "num_steps", "prompt_tokens", "generated_tokens", "probe_tokens", "attended_kv",
     "step_temperature", "stop_reason", "latency_s", "error", "mode", "model", "kind",
-    "temperature_cache_hits", "temperature_cache_misses", "kv_evicted", "kv_total", "run_id", "finished_at",
+    "temperature_cache_hits", "temperature_cache_misses", "kv_evicted", "kv_total", "dropped_token_layers",
+    "run_id", "finished_at",
 ]
+ADDED_LATER = {"dropped_token_layers": 0}  # columns a folder written before them lacks: their value then
 
 
 def read_results(run_dir: str | Path) -> pa.Table:
@@ -31,11 +33,21 @@ def read_results(run_dir: str | Path) -> pa.Table:
 
         return OUTPUT_SCHEMA.empty_table().select(REPORT_COLUMNS)
     try:
-        tables = [pq.read_table(f, columns=REPORT_COLUMNS) for f in files]
+        tables = [_read_part(f) for f in files]
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{folder / 'results'}: unreadable results ({first})") from None
     return pa.concat_tables(tables)
+
+
+def _read_part(path: Path) -> pa.Table:
+    """One part's report columns; a column in ADDED_LATER that an older part lacks is filled in."""
+    names = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[c for c in REPORT_COLUMNS if c in names or c not in ADDED_LATER])
+    for name, value in ADDED_LATER.items():
+        if name not in names:
+            table = table.add_column(REPORT_COLUMNS.index(name), name, pa.array([value] * table.num_rows, pa.int64()))
+    return table
 
 
 def _read_store_results(uri: str) -> pa.Table:

@@ -8,14 +8,14 @@ once per sweep, not once per cell.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from quasar_dist.batch.config import RunConfig
 from quasar_dist.batch.inputs import InputSpec, inspect_inputs
-from quasar_dist.batch.model_check import check_model
+from quasar_dist.batch.model_check import check_model, model_gsot
 from quasar_dist.batch.resolve import check_output_outside_input, parallel_config, reasoning_config
 from quasar_dist.batch.task_plan import scan_task_ids
 from quasar_dist.reasoning.config import ReasoningConfig
@@ -43,16 +43,16 @@ class CheckedSweep:
 def check_sweep(sweep: SweepConfig, cells: list[Cell], sweep_dir: str | Path, source: str) -> CheckedSweep:
     for point in grid_points(sweep.grid):  # the grid's own values first, named as the grid names them
         from_dict(ReasoningConfig, point, source=source, prefix="grid.")
+    tp = cell_run_config(sweep, cells[0], sweep_dir, source).tp
+    model_configs = {model: check_model(model, tp) for model in sweep.models}
     configs = {}
     for cell in cells:
         cfg = cell_run_config(sweep, cell, sweep_dir, source)
+        cfg = replace(cfg, gsot=model_gsot(model_configs[cell.model], cell.mode, cfg.gsot))  # the checkpoint's defaults
         reasoning_config(cfg, source)
         parallel_config(cfg, source)
         check_output_outside_input(cfg)
         configs[cell.cell_id] = cfg
-    first = next(iter(configs.values()))
-    for model in sweep.models:
-        check_model(model, first.tp)
     datasets = {}
     for cell in cells:
         if cell.dataset not in datasets:
