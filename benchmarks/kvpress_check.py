@@ -239,8 +239,9 @@ def compare_engine(folder: Path, tasks, cfg, details: list[dict]) -> int:
 
 def compare_streaming(model, tokenizer, tasks, cfg, details: list[dict]) -> int:
     """StreamingLLMPress keeps the sinks and the most recent entries; so does our `streaming`
-    evictor. Given kvpress's kept count as our budget (a count), both keep the same entries
-    whenever that count covers our protected sinks + recent window: the outputs must agree."""
+    evictor. Given kvpress's kept count as our budget (a count) and kvpress's sink count (the
+    curve's own setting keeps 1 sink: kv_budget.evicting), both keep the same entries whenever
+    that count covers our protected sinks + recent window: the outputs must agree."""
     from dataclasses import replace
 
     from quasar_dist.bench.kv_budget import evicting
@@ -248,12 +249,12 @@ def compare_streaming(model, tokenizer, tasks, cfg, details: list[dict]) -> int:
 
     base = replace(cfg, max_batch_size=1)
     rows = [d for d in details if d["method"] == method_name("StreamingLLMPress") and d["stop"] != "refused"
-            and d["kept"] >= base.sink_tokens + base.recent_tokens]
+            and d["kept"] >= SINKS + base.recent_tokens]
     if not rows:
         return 0
     same = 0
     for d in rows:
-        config = evicting(base, "streaming", float(d["kept"]), model.config.guidance)
+        config = replace(evicting(base, "streaming", float(d["kept"]), model.config.guidance), sink_tokens=SINKS)
         o = solve_prompts(model, tokenizer, [tasks[d["index"]]["prompt"]], config)[0]
         same += (o["answer"], o["generated_tokens"]) == (d["answer"], d["generated_tokens"])
     print(f"StreamingLLMPress vs our streaming evictor at kvpress's kept count: same output on {same}/{len(rows)} "
