@@ -113,3 +113,29 @@ def test_an_adapter_with_hops_round_trips(tmp_path):
         _, expected = model(x, segment_ids=seg, return_temperatures=True)
         _, got = loaded(x, segment_ids=seg, return_temperatures=True)
     assert all(torch.equal(a, b) for a, b in zip(expected, got))
+
+
+def test_lazy_refresh_with_guidance_off_reads_what_an_eager_refresh_writes():
+    """With guidance off a commit refreshes only the step's own entries (engine/runner.py
+    `stale`); whatever reads the others (eviction below a threshold, the convergence test,
+    backtracking's rollback) gets the temperatures an eager refresh of every entry gives."""
+    from pathlib import Path
+
+    from quasar_dist.data.tasks import make_tasks
+    from quasar_dist.model import load_with_tokenizer
+    from quasar_dist.reasoning.config import ReasoningConfig
+    from quasar_dist.reasoning.solve import build_engine, solve_prompts
+
+    model, tokenizer = load_with_tokenizer(str(Path(__file__).resolve().parent.parent / "models" / "tiny_hops_fixed"))
+    assert model.config.guidance == "off"
+    prompts = [t["prompt"] for kind in ("arith", "logic") for t in make_tasks(kind, 4, 3, "test", distractors=10)]
+    config = ReasoningConfig(evict_below=0.3, epsilon=1e-4, backtrack_below=0.5, max_new_tokens=64, max_batch_size=4)
+    eager_engine = build_engine(model, tokenizer, config)
+    eager_engine.runner.eager_refresh = True
+    lazy, eager = solve_prompts(model, tokenizer, prompts, config), solve_prompts(model, tokenizer, prompts, config, engine=eager_engine)
+    assert sum(r["kv_evicted"] for r in lazy) > 0  # the stale temperatures were read, and used
+    bound = rounding_bound(torch.float32, magnitude=2.0, depth=4, width=model.config.ttm_dim)
+    for a, b in zip(lazy, eager):
+        assert [x for x in a["step_temperature"]] == pytest.approx(b["step_temperature"], abs=bound)
+        skip = ("latency_s", "step_temperature")
+        assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}

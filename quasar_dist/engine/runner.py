@@ -23,6 +23,16 @@ class ModelRunner:
         self.num_layers = model.config.num_layers
         self.device = self.cache.device
         self.temperatures = True  # the engine sets it per step (no TTM when nobody needs it)
+        # Slots whose older entries still hold the temperatures of an earlier context: with
+        # guidance off attention never reads them, so a commit refreshes only the step's own
+        # entries (its heat) and a reader (`temperatures_of`, `keep_scores_of`) refreshes the
+        # rest on demand, to the values an eager refresh would have written.
+        self.stale: set[int] = set()
+        self.eager_refresh = False  # True: refresh every live entry at every commit (the reference)
+
+    @property
+    def lazy_refresh(self) -> bool:
+        return self.model.guidance == "off" and not self.eager_refresh
 
     @property
     def computes_temperatures(self) -> bool:
@@ -60,9 +70,12 @@ class ModelRunner:
         """Sequences change slots (scheduler.compact): their cache rows go with them, in one
         batched copy; `upto` is the most live entries any of them holds."""
         self.cache.move(src, dst, upto)
+        moved = {d for s_, d in zip(src, dst) if s_ in self.stale}
+        self.stale = (self.stale - set(src) - set(dst)) | moved
 
     def reset(self, slots: list[int]) -> None:
         self.cache.reset(slots)
+        self.stale.difference_update(slots)
 
     @torch.no_grad()
     def commit(self, slots: list[int], lengths: list[int], next_pos: list[int],
@@ -81,9 +94,15 @@ class ModelRunner:
         owner = torch.repeat_interleave(torch.arange(len(slots), device=device), counts)  # [N]
         first = torch.tensor(offsets, dtype=torch.long, device=device)
         entries = (index * max_len - first).index_select(0, owner) + torch.arange(owner.numel(), device=device)
-        log_tau, bc = self.model.commit_steps(self.cache, index, owner, entries)  # [L, N], [L, S, 2r]
         step_index = torch.tensor([step_entries, step_owner], dtype=torch.long, device=device)
-        tau = log_tau.index_select(1, step_index[0]).exp_().mean(0)  # the step's entries only
+        if self.lazy_refresh:  # only the step's entries: nothing reads the others before `_fresh`
+            step_tau, bc = self.model.commit_steps(self.cache, index, owner, entries, refresh=step_index[0])
+            tau = step_tau.exp_().mean(0)
+            log_tau = self.cache.log_tau.view(self.num_layers, -1).index_select(1, entries)  # for rollback
+            self.stale.update(slots)
+        else:
+            log_tau, bc = self.model.commit_steps(self.cache, index, owner, entries)  # [L, N], [L, S, 2r]
+            tau = log_tau.index_select(1, step_index[0]).exp_().mean(0)  # the step's entries only
         heat_sum = torch.zeros(len(slots), dtype=tau.dtype, device=device).index_add_(0, step_index[1], tau)
         heats = heat_sum / torch.tensor([max(k, 1) for k in in_step], dtype=tau.dtype, device=device)
         ctx_sum = self.cache.ctx_sum.index_select(1, index)  # a copy
@@ -99,13 +118,22 @@ class ModelRunner:
 
     def rollback(self, slot: int, snap: SlotSnapshot) -> None:
         self.cache.rollback(slot, snap)
+        if self.lazy_refresh:
+            self.stale.add(slot)  # the snapshot holds what the cache held: possibly stale
+
+    def _fresh(self, slot: int) -> None:
+        if slot in self.stale:
+            self.model.refresh_temperatures(self.cache, slot)
+            self.stale.discard(slot)
 
     def keep_scores_of(self, slot: int, over_layers: str = "max") -> torch.Tensor:
         """The slot's live entries' temperature over layers (max or geometric mean), CPU (a copy)."""
+        self._fresh(slot)
         return self.cache.keep_score(slot, over_layers).to("cpu", copy=True)
 
     def temperatures_of(self, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions [n], mean-over-layers temperature [n]) of the slot's live entries, CPU."""
+        self._fresh(slot)
         n = int(self.cache.length[slot])
         # copies: on the CPU `.cpu()` returns a view into the cache, which later writes and
         # evictions would change under a caller that keeps it (GSoT keeps the last boundary's)

@@ -233,21 +233,32 @@ class QuasarForCausalLM(nn.Module):
 
     @torch.no_grad()
     def commit_steps(self, cache: TemperatureKVCache, slots: torch.Tensor, owner: torch.Tensor,
-                     entries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     entries: torch.Tensor, refresh: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Step boundary of `slots` [S]: fold each finished step into its context, recompute B c,
-        and refresh every live entry's temperature from its cached A h (the temperature cache),
+        and refresh the live entries' temperatures from their cached A h (the temperature cache),
         for all slots and layers at once. The live entries are given packed: `entries` [N] their
         flat indices into a [slots * max_len] buffer, `owner` [N] the position in `slots` of each
-        one's slot (no padding to the longest). Returns their refreshed log tau [L, N] and the
-        slots' new context [L, S, (2 + H) r] ([B c ; E c], or with hops [B c ; q_0 .. q_H] read
-        from the same live entries: those before the new step)."""
+        one's slot (no padding to the longest). `refresh` [M]: which of them (packed indices) to
+        refresh; None = all. Returns their refreshed log tau [L, M] and the slots' new context
+        [L, S, (2 + H) r] ([B c ; E c], or with hops [B c ; q_0 .. q_H] read from the same live
+        entries: those before the new step)."""
         layers, r = cache.ah.shape[0], cache.ah.shape[-1]
         ah = cache.ah.view(layers, -1, r).index_select(1, entries)  # [L, N, r]
         bc = self.stacked_ttm.chain_context(self.stacked_ttm.context(cache.commit_context(slots)), ah, owner)
         cache.bc.index_copy_(1, slots, bc)
-        log_tau = self.stacked_ttm.log_temperature(ah, bc.index_select(1, owner)).float()  # [L, N]
+        if refresh is not None:
+            ah, owner, entries = ah.index_select(1, refresh), owner.index_select(0, refresh), entries.index_select(0, refresh)
+        log_tau = self.stacked_ttm.log_temperature(ah, bc.index_select(1, owner)).float()  # [L, M]
         cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
         return log_tau, bc
+
+    @torch.no_grad()
+    def refresh_temperatures(self, cache: TemperatureKVCache, slot: int) -> None:
+        """Every live entry of `slot` re-read under the slot's current context (what the last
+        commit would have written had it refreshed them all)."""
+        n, layers = int(cache.length[slot]), cache.ah.shape[0]
+        ah = cache.ah[:, slot, :n]  # [L, n, r]
+        cache.log_tau[:, slot, :n] = self.stacked_ttm.log_temperature(ah, cache.bc[:, slot].unsqueeze(1)).float()
 
     def allocate_cache(self, num_slots: int, max_len: int) -> TemperatureKVCache:
         cfg = self.config

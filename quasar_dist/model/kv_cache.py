@@ -12,8 +12,9 @@ slot small (docs/gsot.md "Memory"). The extra last slot is scratch: writes of pa
 there, so every write of a forward is one `index_copy_`, and nothing real is touched.
 
 Entries [0, length[slot]) are live. Invariant: every live entry's log_tau equals TTM(ah, bc) for
-the slot's current bc (or 0 when the run computes no temperatures), and every other entry's is
--inf. So log_tau *is* the attention bias of `bias` guidance and the mask of the other forms: a
+the slot's current bc (or 0 when the run computes no temperatures; or, with guidance off, where
+attention never reads it, the engine runner's `stale` slots refresh it only when read), and every
+other entry's is -inf. So log_tau *is* the attention bias of `bias` guidance and the mask of the other forms: a
 decode step reads it as a view, with no mask built per step. Positions are baked into k by RoPE,
 so evicting entries and compacting the rest keeps attention exact for the survivors.
 
