@@ -46,7 +46,7 @@ def candidates(num_layers: int, context: str) -> list[tuple[str, dict]]:
     out = [("defaults", {}), ("no backtrack", {"backtrack_below": 0.0})]
     out += [(f"trial answers {c} (DEER-style exit)", {"answer_confidence": c, "backtrack_below": 0.0}) for c in (0.99, 0.999)]
     layers = [None] + (list(range(1, min(3, num_layers))) if context == "last" else [])
-    for above, layer, score in itertools.product((0.3, 0.6, 1.0), layers, ("max", "mean")):
+    for above, layer, score in itertools.product((0.3, 0.6, 1.0, 1.3, 1.6), layers, ("max", "mean")):
         name = f"keep_above {above} ({score})" + (f", layer {layer}" if layer else "")
         out.append((name, {"kv_keep_above": above, "kv_budget_layer": layer, "kv_score": score, "backtrack_below": 0.0}))
     for budget, layer in itertools.product((0.1, 0.15, 0.25, 0.35), layers[:2]):
