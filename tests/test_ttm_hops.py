@@ -39,12 +39,14 @@ def hop_model(seed=0, dtype=torch.float32, **overrides) -> QuasarForCausalLM:
     return model.to(dtype).eval()
 
 
+@pytest.mark.parametrize("lengths", [[7, 3, 5], [7, 0, 5]])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_dense_and_packed_chain_contexts_agree(dtype):
-    """Rows of different lengths: the dense form masks, the packed form lists; the same queries."""
+def test_dense_and_packed_chain_contexts_agree(dtype, lengths):
+    """Rows of different lengths (one may have none): the dense form masks, the packed form
+    lists; the same queries."""
     g = torch.Generator().manual_seed(0)
     b, t, r, hops = 3, 7, 5, 4
-    lengths = torch.tensor([7, 3, 5])
+    lengths = torch.tensor(lengths)
     ah = torch.randn(b, t, r, generator=g, dtype=dtype)
     ctx = torch.randn(b, 1, 2 * r, generator=g, dtype=dtype)
     G = torch.randn(r, r, generator=g, dtype=dtype)

@@ -43,20 +43,28 @@ def dense_chain_context(ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tens
 @torch.no_grad()
 def packed_chain_context(ctx: torch.Tensor, ah: torch.Tensor, owner: torch.Tensor, G: torch.Tensor,
                          keep: torch.Tensor, beta: torch.Tensor, hops: int) -> torch.Tensor:
-    """ctx [L, S, 2r], ah [L, N, r] (the entries before the step, packed), owner [N] (each
-    entry's row of S) -> [L, S, (H + 2) r]. G [L, r, r], keep and beta [L]."""
+    """ctx [L, S, 2r], ah [L, N, r] (the entries before the step, packed slot by slot: `owner`
+    [N], each entry's row of S, is non-decreasing) -> [L, S, (H + 2) r]. G [L, r, r], keep and
+    beta [L]. The entries are laid out once per call as [L, S, longest, r] (dead places masked),
+    so that every hop is two batched matmuls and a softmax: on CPU far fewer passes over memory
+    than per-entry gathers and scatters (docs/engine.md)."""
     layers, slots, r = ctx.shape[0], ctx.shape[1], ah.shape[-1]
-    keys = unit(ah)
+    counts = torch.bincount(owner, minlength=slots)
+    longest = int(counts.max()) if owner.numel() else 0
+    start = torch.cumsum(counts, 0) - counts
+    place = torch.arange(owner.numel(), device=owner.device) - start.index_select(0, owner)
+    live = torch.arange(longest, device=owner.device)[None, :] < counts[:, None]  # [S, longest]
+    padded = ah.new_zeros(layers, slots, longest, r)
+    padded[:, owner, place] = ah
+    keys = unit(padded)
     q = unit(ctx[..., r:])
     queries = [q]
-    index = owner.expand(layers, -1)
+    hidden = torch.finfo(ah.dtype).min  # finite: a slot with no entry gets a uniform row, read as 0 below
+    sees_any = (counts > 0).to(ah.dtype)[None, :, None]
     for _ in range(hops):
-        logits = (keys * q.index_select(1, owner)).sum(-1).mul_(beta[:, None])  # [L, N]
-        top = logits.new_full((layers, slots), float("-inf")).scatter_reduce_(1, index, logits, "amax")
-        e = (logits - top.gather(1, index)).exp_()
-        total = logits.new_zeros(layers, slots).index_add_(1, owner, e)
-        read = ah.new_zeros(layers, slots, r).index_add_(1, owner, e.unsqueeze(-1) * ah)
-        read /= total.clamp(min=torch.finfo(total.dtype).tiny).unsqueeze(-1)  # a slot with no entry reads 0
+        logits = torch.matmul(keys, q.unsqueeze(-1)).squeeze(-1).mul_(beta[:, None, None])  # [L, S, longest]
+        p = torch.softmax(logits.masked_fill_(~live, hidden), -1)
+        read = torch.matmul(p.unsqueeze(-2), padded).squeeze(-2) * sees_any  # [L, S, r]
         q = unit(torch.baddbmm(keep[:, None, None] * q, read, G.transpose(1, 2)))
         queries.append(q)
     return torch.cat([ctx[..., :r]] + queries, -1)
