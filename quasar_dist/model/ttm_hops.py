@@ -5,8 +5,8 @@ Two layouts of the same computation:
   dense_chain_context   training and the full forward: every step s of a [B, T] sequence at
                         once, hopping over the tokens of steps < s (a mask [B, S, T]).
   packed_chain_context  the engine: the live entries of many slots packed into [L, N, r] with
-                        the slot (owner) of each, all layers at once, no padding (commit_steps,
-                        prefill dropping). No autograd.
+                        the slot (owner) of each, all layers at once (commit_steps, prefill
+                        dropping), laid out per slot for batched matmuls. No autograd.
 A test holds them equal (tests/test_ttm_hops.py).
 """
 from __future__ import annotations
