@@ -126,6 +126,16 @@ def test_parts_count_only_once_committed_and_a_rerun_cleans_the_rest(s3):
     pq.write_table(output_table([{**row, "id": "c"}]), buffer)
     s3.client().put_object(Bucket="quasar", Key="unit/results/part-killed-00000.parquet", Body=buffer.getvalue().to_pybytes())
     assert len(read_done_hashes(out)) == 2
+    # a committed part written before dropped_token_layers existed: the report reads it as 0
+    from quasar_dist.batch.store_results import COMMITTED, RECORD_SUFFIX
+    from quasar_dist.report.results_table import read_results
+    old = pa.BufferOutputStream()
+    pq.write_table(output_table([{**row, "id": "d", "dropped_token_layers": 5}]).drop_columns(["dropped_token_layers"]), old)
+    s3.client().put_object(Bucket="quasar", Key="unit/results/part-old-00000.parquet", Body=old.getvalue().to_pybytes())
+    s3.client().put_object(Bucket="quasar", Key=f"unit/results/{COMMITTED}/part-old-00000.parquet{RECORD_SUFFIX}", Body=b"{}")
+    assert sorted(read_results(out).column("dropped_token_layers").to_pylist()) == [0, 0, 0]
+    s3.client().delete_object(Bucket="quasar", Key="unit/results/part-old-00000.parquet")
+    s3.client().delete_object(Bucket="quasar", Key=f"unit/results/{COMMITTED}/part-old-00000.parquet{RECORD_SUFFIX}")
     assert clean_temp_files(out) == 1
     assert [k for k in s3.keys("quasar", "unit/results/") if k.endswith(".parquet")] == ["unit/results/part-r1-00000.parquet"]
 

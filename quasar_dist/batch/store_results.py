@@ -64,8 +64,15 @@ class StoreResults:
         return len(committed)
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        return self._read(name, lambda path: pq.read_table(path, columns=columns, filesystem=self.fs))
+
+    def column_names(self, name: str) -> set[str]:
+        """The columns of part `name` (its footer only)."""
+        return set(self._read(name, lambda path: pq.read_schema(path, filesystem=self.fs)).names)
+
+    def _read(self, name: str, read):
         try:
-            return pq.read_table(join(self.folder, name), columns=columns, filesystem=self.fs)
+            return read(join(self.folder, name))
         except (pa.ArrowInvalid, OSError, KeyError) as exc:
             raise InputError(f"{self.uri}/{RESULTS}/{name}: unreadable results file ({first_line(exc)}); "
                              "delete it and its commit record to recompute its tasks") from None

@@ -33,20 +33,23 @@ def read_results(run_dir: str | Path) -> pa.Table:
 
         return OUTPUT_SCHEMA.empty_table().select(REPORT_COLUMNS)
     try:
-        tables = [_read_part(f) for f in files]
+        tables = [_report_part(set(pq.read_schema(f).names), lambda cols, f=f: pq.read_table(f, columns=cols)) for f in files]
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{folder / 'results'}: unreadable results ({first})") from None
     return pa.concat_tables(tables)
 
 
-def _read_part(path: Path) -> pa.Table:
-    """One part's report columns; a column in ADDED_LATER that an older part lacks is filled in."""
-    names = set(pq.read_schema(path).names)
-    table = pq.read_table(path, columns=[c for c in REPORT_COLUMNS if c in names or c not in ADDED_LATER])
+def _report_part(names: set[str], read) -> pa.Table:
+    """One part's report columns, `read(columns)` given only those the part has (`names`): a
+    column in ADDED_LATER that an older part lacks is filled in with its value then."""
+    from quasar_dist.batch.schema import OUTPUT_SCHEMA
+
+    table = read([c for c in REPORT_COLUMNS if c in names or c not in ADDED_LATER])
     for name, value in ADDED_LATER.items():
         if name not in names:
-            table = table.add_column(REPORT_COLUMNS.index(name), name, pa.array([value] * table.num_rows, pa.int64()))
+            field = OUTPUT_SCHEMA.field(name)
+            table = table.add_column(REPORT_COLUMNS.index(name), field, pa.array([value] * table.num_rows, field.type))
     return table
 
 
@@ -56,5 +59,6 @@ def _read_store_results(uri: str) -> pa.Table:
     from quasar_dist.batch.store_results import StoreResults
 
     store = StoreResults(uri)
-    tables = [store.read_table(name, columns=REPORT_COLUMNS) for name in store.committed()]
+    tables = [_report_part(store.column_names(name), lambda cols, name=name: store.read_table(name, columns=cols))
+              for name in store.committed()]
     return pa.concat_tables(tables) if tables else OUTPUT_SCHEMA.empty_table().select(REPORT_COLUMNS)
