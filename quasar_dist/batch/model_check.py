@@ -23,16 +23,13 @@ def check_model(name_or_path: str, tp: int, ttm: str | None = None, gsot: dict |
         check_shardable(config, tp)
     except ValueError as exc:
         raise ConfigError(f"tp: {exc}") from None
-    if config.gsot_defaults:
-        from quasar_dist.reasoning.config import ReasoningConfig
-        from quasar_dist.util.typed_config import from_dict
+    from quasar_dist.reasoning.config import ReasoningConfig, check_budget_layer
+    from quasar_dist.util.typed_config import from_dict
 
+    if config.gsot_defaults:
         from_dict(ReasoningConfig, dict(config.gsot_defaults), source=f"{folder / 'config.json'}",
                   prefix="quasar.gsot_defaults.")
     if gsot is not None:
-        from quasar_dist.reasoning.config import ReasoningConfig, check_budget_layer
-        from quasar_dist.util.typed_config import from_dict
-
         reasoning = from_dict(ReasoningConfig, {**model_gsot(config, mode, gsot), "mode": mode}, source="run config",
                               prefix="gsot.")
         try:
