@@ -86,6 +86,18 @@ def in_background(fn) -> tuple[threading.Thread, list]:
     t.start()
     return t, errors
 
+def assert_replicas_released() -> None:
+    """A run in the caller's session hands back every CPU its replicas held, also when it failed
+    (its killed stage actors left their placement groups behind before job.release_stream)."""
+    from ray.util import placement_group_table
+
+    def released() -> bool:
+        live = [g for g in placement_group_table().values() if g["state"] != "REMOVED"]
+        return not live and ray.available_resources().get("CPU", 0) == ray.cluster_resources()["CPU"]
+
+    wait_for(released, 30, "the run's placement groups and CPUs to be released")
+
+
 def assert_stopped_with_one_line(thread, errors, code, output: str, out: Path, cause: str) -> list[str]:
     """A write failure mid-run: exit 1 with one `quasar: error:` line naming `cause`, and the
     result files written before it hold some of the 24 ids, each once. Returns those ids."""
@@ -183,6 +195,7 @@ def test_disk_full_mid_run_is_one_line_and_resumes_without_half_written_files(ra
     code, output = quasar_run(*args)
     done = assert_stopped_with_one_line(thread, errors, code, output, out, "No space left on device")
     assert not list((out / "results").glob(".*.tmp"))  # no half-written file left to be taken as done
+    assert_replicas_released()
 
     filler.unlink()
     code, output = quasar_run(*args)
@@ -214,11 +227,13 @@ def test_results_folder_made_read_only_mid_run_is_one_line_then_resumable(ray_lo
     thread, errors = in_background(make_read_only)
     code, output = quasar_run(*args)
     assert_stopped_with_one_line(thread, errors, code, output, out, "Read-only file system")
+    assert_replicas_released()
 
     sh("mount", "-o", "remount,bind,rw", str(results))  # permissions restored
     code, output = quasar_run(*args)
     assert code == 0, output
     assert_each_id_once(out, tasks)
+    assert_replicas_released()
 
 
 def test_read_only_output_at_start_is_one_line(tmp_path):
@@ -288,6 +303,7 @@ def test_whole_replica_killed_mid_run_every_id_once(ray_local, tmp_path, victim)
         code, output = quasar_run(*args)
     assert code == 0, output
     assert_each_id_once(out, tasks)
+    assert_replicas_released()
     print(f"\n{victim}: killed pids {killed}; first run exit {code}")
 
 

@@ -19,6 +19,7 @@ import ray
 
 from quasar_dist.report.build import report_from_dir
 from quasar_dist.report.run_log import append_event
+from quasar_dist.parallel.placement import remove_named_groups
 from quasar_dist.util.errors import ResourceError
 
 from .config import RunConfig
@@ -30,6 +31,7 @@ from .output_lock import output_lock
 from .pipeline import build_dataset, configure_ray_data
 from .progress import ProgressLine
 from .sink import ResultSink, StreamOutcome
+from .stage import stage_groups_prefix
 from .ray_errors import user_facing_cause
 from .ray_session import local_num_cpus, ray_session
 from .resolve import flags_to_overrides, parallel_config, resolve_run_config
@@ -92,8 +94,9 @@ def stream_results(cfg: RunConfig, spec: InputSpec, plan: TaskPlan, run_id: str)
     with ray_session(cfg.address, num_cpus=local_num_cpus(cfg.num_cpus, reserved), show_worker_logs=cfg.verbose):
         configure_ray_data(show_progress_bars=cfg.verbose)
         dataset = build_dataset(cfg, spec, ray.put(plan.todo), run_id=run_id)
+        batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1))
         try:
-            for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
+            for batch in batches:
                 sink.take(batch)
         except Exception as exc:
             cause = user_facing_cause(exc)  # a replica's one-line error, unwrapped from Ray's
@@ -101,8 +104,23 @@ def stream_results(cfg: RunConfig, spec: InputSpec, plan: TaskPlan, run_id: str)
                 raise cause from None
             raise
         finally:
-            outcome = sink.close()
+            try:
+                outcome = sink.close()
+            finally:
+                release_stream(batches, run_id)
     return outcome
+
+
+def release_stream(batches, run_id: str) -> None:
+    """Stop the stream now, not when the garbage collector finds the iterator (an exception's
+    traceback keeps it alive): its executor kills the replica actors; then remove the placement
+    groups they leave behind. In a caller's long-lived session a failed run would otherwise keep
+    its replicas' CPUs, and after a few the next run's read tasks never got one (a hang)."""
+    batches.close()
+    try:
+        remove_named_groups(stage_groups_prefix(run_id))
+    except Exception:  # the session is going away: it takes the groups with it; keep the run's own error
+        pass
 
 
 def peak_rss_mb() -> float:

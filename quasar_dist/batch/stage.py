@@ -12,9 +12,11 @@ for the model's context; a replica that keeps failing makes error rows for its b
 """
 from __future__ import annotations
 
+import secrets
 import time
 
 import pyarrow as pa
+import ray
 
 from quasar_dist.parallel import ParallelConfig, ReplicaGang
 from quasar_dist.reasoning.config import ReasoningConfig
@@ -40,7 +42,8 @@ class ReasonStage:
         self.reasoning = {**(gsot or {}), "mode": mode}
         from_dict(ReasoningConfig, self.reasoning, source="ReasonStage")  # fail here, not in every rank
         self.mode, self.model_label, self.run_id = mode, model_label or str(model), run_id
-        self.gang = ReplicaGang(model, from_dict(ParallelConfig, parallel or {}, source="ReasonStage"), ttm=ttm)
+        self.gang = ReplicaGang(model, from_dict(ParallelConfig, parallel or {}, source="ReasonStage"), ttm=ttm,
+                                placement_name=stage_placement_name(run_id))
         self.metrics = StageMetrics(mode=mode, model=self.model_label)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -48,14 +51,26 @@ class ReasonStage:
                            run_id=self.run_id, metrics=self.metrics)
 
     def __del__(self) -> None:
-        # Ray also reaps the gang's actors and placement group when this actor dies (they are
-        # owned by it); releasing them here frees the resources a little earlier.
+        # Ray reaps the gang's actors when this actor dies, but its placement group only when
+        # this actor exits cleanly: the job removes what a killed one left (stage_groups_prefix).
         gang = getattr(self, "gang", None)
         if gang is not None:
             try:
                 gang.shutdown()
             except Exception:
                 pass
+
+
+def stage_groups_prefix(run_id: str) -> str:
+    """The start of the placement-group names of every ReasonStage of run `run_id`."""
+    return f"quasar/{run_id or 'stage'}/"
+
+
+def stage_placement_name(run_id: str) -> str:
+    """Per stage actor, and the same after Ray restarts it (its actor id does not change), so a
+    restarted actor finds and removes the group its earlier life left."""
+    owner = ray.get_runtime_context().get_actor_id() or f"driver-{secrets.token_hex(4)}"
+    return stage_groups_prefix(run_id) + owner
 
 
 def solve_batch(gang, reasoning: dict, batch: pa.Table, *, mode: str, model_label: str, run_id: str,

@@ -24,7 +24,7 @@ from quasar_dist.util.typed_config import to_dict
 
 from .config import ParallelConfig, check_shardable
 from .gather import RankFailure, RankMethodError, gather_ranks
-from .placement import release_gang, reserve_gang
+from .placement import release_gang, remove_named_groups, reserve_gang
 from .rank_worker import RankWorker
 from .result_rows import error_rows
 
@@ -42,7 +42,7 @@ def cluster_has_gpus() -> bool:
 
 class ReplicaGang:
     def __init__(self, model: str | Path, parallel: ParallelConfig | None = None, *,
-                 guidance: str | None = None, ttm: str | Path | None = None) -> None:
+                 guidance: str | None = None, ttm: str | Path | None = None, placement_name: str = "") -> None:
         self.model_name = str(model)  # a shipped name or a folder readable on every node
         self.ttm = None if ttm is None else str(ttm)  # a TTM adapter folder, or None
         self.parallel = parallel or ParallelConfig()
@@ -53,6 +53,9 @@ class ReplicaGang:
         self.busy = False  # a call is in flight
         self.actors: list = []
         self._pg = None
+        # Its placement groups are named `placement_name/<n>`. A named gang first removes groups
+        # of that name left by an earlier life of its owner (a Ray Data actor Ray restarted).
+        self.placement_name = placement_name
         self._closed = False
         # Calls must reach all ranks in the same order: two callers interleaving their
         # submissions would pair different calls across ranks and deadlock the collectives.
@@ -77,13 +80,18 @@ class ReplicaGang:
         check_shardable(config, self.parallel.tp)
 
     def _start(self) -> None:
-        self._pg = reserve_gang(self.parallel, self.use_gpu)
+        if self.placement_name:
+            remove_named_groups(self.placement_name + "/")
+        self._pg = reserve_gang(self.parallel, self.use_gpu, self._group_name())
         try:
             self.actors = [self._spawn(rank) for rank in range(self.parallel.tp)]
             gather_ranks(self._setup_refs())
         except BaseException:
             self._teardown()
             raise
+
+    def _group_name(self) -> str:
+        return f"{self.placement_name}/{self.num_restarts}" if self.placement_name else ""
 
     def _spawn(self, rank: int):
         cfg = self.parallel
