@@ -3,6 +3,9 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# A stream that stops moving fails after 5 minutes, not Ray Data's 30: no test's batch takes
+# that long, and a hang then costs CI minutes, not half its budget. (Read when ray.data loads.)
+os.environ.setdefault("RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S", "300")
 
 import torch
 
