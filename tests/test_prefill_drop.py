@@ -210,3 +210,38 @@ def test_a_slot_too_small_refuses_the_prompt_or_stops_the_sequence():
     assert refused["stop_reason"] == "error" and "cache entries" in refused["error"]
     assert ran["error"] is None and ran["prompt_tokens"] == 22
     assert ran["stop_reason"] == "max_tokens" and ran["generated_tokens"] < 30 and ran["kv_total"] <= 24
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_training_under_the_drop_sees_what_the_engine_keeps(dtype):
+    """train/losses.PrefillDropInTraining: a full forward whose attention hides the dropped keys
+    gives, at every position of a continuation, the logits of the engine decoding after prefill
+    dropping (guidance off, threshold after `layers` layers): the decoder trains as it runs."""
+    from quasar_dist.train.losses import PrefillDropInTraining
+
+    model, tokenizer = last_context_model(dtype=dtype), make_tokenizer(tiny_config())
+    model.guidance = "off"
+    layers, above = 1, 1.0
+    ids = tokenizer.encode_prompt(PROMPTS[3])
+    continuation = tokenizer.encode_prompt(PROMPTS[0])[1:]
+    drop = PrefillDrop(layers=layers, keep=None, keep_above=above, sinks=SINKS, recent=RECENT)
+    first, cache = prefill(model, [ids], drop)
+    engine_logits = [first[0]]
+    with torch.no_grad():
+        for token in continuation[:-1]:
+            batch = CacheBatch.append(cache, [0], torch.tensor([[token]]))
+            engine_logits.append(model.forward_cached(batch, cache)[0])
+    assert 0 < drop.kept[0] < len(ids)  # the threshold really drops
+
+    x = torch.tensor([ids + continuation])
+    seg = torch.zeros_like(x)
+    seg[0, len(ids):] = 1
+    with torch.no_grad():
+        _, log_taus = model(x, segment_ids=seg, return_temperatures=True)
+        training = PrefillDropInTraining(log_taus, seg, layers=layers, keep_above=above, sinks=SINKS, recent=RECENT)
+        assert int((~training.dropped[0, : len(ids)]).sum()) == drop.kept[0]
+        model.guidance = "bias"
+        logits = model(x, segment_ids=seg, attention_log_tau=training.maps(model.config.num_layers, 2, dtype))[0]
+    expected = torch.stack(engine_logits)
+    got = logits[len(ids) - 1 : len(ids) - 1 + len(continuation)]
+    assert (got - expected).abs().max() <= model_bound(model, expected)

@@ -95,6 +95,26 @@ def test_relevance_supervised_recipe_trains_on_labelled_prompt_tokens(model, tmp
     assert ["kept" in h for h in history] == [False, False, True, True]  # evicting from step 2 on
 
 
+def test_decoder_trained_under_prefill_dropping_keeps_the_ttm(tmp_path):
+    """The stage-6 recipe (configs/train/tiny_drop.yaml), a few steps: init_from's TTM is kept
+    (keep_ttm), every step trains under the threshold drop after layer 1, and validation also
+    reports the accuracy of that GSoT setting."""
+    cfg = load_config(TrainConfig, "configs/train/tiny_drop.yaml", {
+        "output_dir": str(tmp_path / "run"), "train_tasks_per_kind": 20, "distractors": [10, 20],
+        "distractor_share": 1.0, "val_tasks_per_kind": 2, "val_distractors": 10, "batch_size": 2, "max_steps": 3,
+        "prefill_drop_share": 1.0, "eval_every": 1000, "checkpoint_every": 1000, "warmup_steps": 1, "threads": 1})
+    folder = train(cfg)
+    start, trained = load_model("models/tiny_hops_fixed"), load_model(folder)
+    assert trained.config.guidance == "off" and trained.config.ttm_hops == start.config.ttm_hops
+    history = [h for h in json.loads((tmp_path / "run" / "history.json").read_text()) if "loss" in h]
+    assert len(history) == 3 and all(0.0 < h["prefill_kept"] < 1.0 for h in history)  # the threshold drops
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "val_acc_arith_d10_drop" in summary["final"] and "val_acc_logic_drop" in summary["final"]
+    for name, p in start.named_parameters():
+        if ".ttm." in name:  # kept, then trained a little (not a fresh identity TTM)
+            assert torch.allclose(p, dict(trained.named_parameters())[name], atol=0.05), name
+
+
 def test_bad_recipe_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {hidden_sise: 3}\n")

@@ -183,15 +183,17 @@ class QuasarForCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None, return_temperatures: bool = False,
                 attention_log_tau=None):
         """`attention_log_tau`: an optional map of each layer's log_tau_by_segment [B, S, T] to
-        the one attention uses (training only; the returned temperatures are the model's own)."""
+        the one attention uses, or a list of such maps, one per layer (None: that layer's own);
+        training only; the returned temperatures are the model's own."""
         bsz, t = input_ids.shape
         x = self.model.embed_tokens(input_ids)
         positions = torch.arange(t, device=input_ids.device).expand(bsz, t)
         cos, sin = self.model.rotary_emb(positions, x.dtype)
         mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril().unsqueeze(0)
         temperatures = []
-        for layer in self.model.layers:
-            x, log_tau_s = layer(x, cos, sin, segment_ids, mask, self.guidance, attention_log_tau)
+        maps = attention_log_tau if isinstance(attention_log_tau, (list, tuple)) else [attention_log_tau] * len(self.model.layers)
+        for layer, layer_map in zip(self.model.layers, maps, strict=True):
+            x, log_tau_s = layer(x, cos, sin, segment_ids, mask, self.guidance, layer_map)
             temperatures.append(log_tau_s)
         logits = self.lm_head(self.model.norm(x))
         return (logits, temperatures) if return_temperatures else logits

@@ -54,6 +54,19 @@ class TrainConfig:
     TTM starts afresh, as the identity); None trains from scratch with a new tokenizer."""
     freeze_decoder: bool = False
     """With init_from: train the TTM only (the decoder's weights stay those of init_from)."""
+    keep_ttm: bool = False
+    """With init_from: keep its TTM (weights and shape: model.ttm_* are then unused) instead of
+    starting a fresh one; e.g. to train the decoder under the decisions of a TTM already trained."""
+    prefill_drop_layer: int | None = None
+    """Train the decoder under prefill dropping (Algorithm 1) as GSoT runs it: in a share
+    (`prefill_drop_share`) of the batches, the prompt tokens colder than `prefill_keep_above`
+    (max over layers 0..this one, step 1's context; the model's own temperatures) are hidden from
+    the layers from this one on and from every step (losses.PrefillDropInTraining); None: never."""
+    prefill_keep_above: float = 1.0
+    """Temperature threshold of `prefill_drop_layer` (ReasoningConfig.kv_keep_above)."""
+    prefill_drop_share: float = 0.5
+    """Share of batches trained under the drop (the others with the full prompt, for CoT)."""
+    """With init_from: train the TTM only (the decoder's weights stay those of init_from)."""
     adapter_of: str | None = None
     """Train a TTM adapter for this base (a model folder or shipped name): the base stays frozen,
     only a fresh TTM (model.ttm_dim / tau_max / ttm_context) learns, by self-distillation on the
@@ -145,6 +158,12 @@ class TrainConfig:
             raise ValueError("set adapter_of (train a TTM for a frozen base) or init_from (continue a model), not both")
         if self.keep_target is not None and not 0.0 < self.keep_target <= 1.0:
             raise ValueError(f"keep_target must be in (0, 1], got {self.keep_target}")
+        if self.keep_ttm and not self.init_from:
+            raise ValueError("keep_ttm needs init_from (the model whose TTM to keep)")
+        if self.prefill_drop_layer is not None and self.prefill_drop_layer < 1:
+            raise ValueError(f"prefill_drop_layer must be >= 1 (layer 0 sees the whole prompt), got {self.prefill_drop_layer}")
+        if not 0.0 <= self.prefill_drop_share <= 1.0:
+            raise ValueError("prefill_drop_share must be in [0, 1]")
         if self.lambda_relevance < 0:
             raise ValueError(f"lambda_relevance must be >= 0, got {self.lambda_relevance}")
         if self.lambda_relevance and self.adapter_of:

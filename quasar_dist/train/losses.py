@@ -118,3 +118,42 @@ def keep_target(step: int, final: float, ramp_steps: int) -> float:
     """The budget tightens linearly from keep-everything to `final` over `ramp_steps` (DMS raises
     its compression target the same way), then stays."""
     return 1.0 - (1.0 - final) * min(1.0, step / max(1, ramp_steps))
+
+
+HIDDEN_BIAS = -1e4  # an attention bias whose exp is 0 in every float type the model trains in
+
+
+class PrefillDropInTraining:
+    """Algorithm 1 as GSoT runs it (model/prefill_drop.py) inside a training forward, so that the
+    decoder learns to answer from what prefill dropping keeps. Each prompt token gets the
+    decision inference makes, from the temperatures of a forward without the drop (`log_taus`,
+    no gradient): kept if protected (the first `sinks`, the last `recent` prompt tokens, at least
+    the last) or if its largest log temperature over layers 0..`layers` under step 1's context
+    is at least log(keep_above). A dropped key is hidden from every query of the layers from
+    `layers` on, and from the steps' queries of the layers before it (their cache holds the kept
+    entries only); the prompt's own queries in those first layers see every prompt token, as in
+    prefill. `maps()` gives each layer's attention bias (0 or HIDDEN_BIAS, the soft temperatures
+    left out): with `bias` guidance the forward then attends exactly as the engine does with
+    guidance off and prefill dropping on."""
+
+    def __init__(self, log_taus: list[torch.Tensor], segment_ids: torch.Tensor, *, layers: int, keep_above: float,
+                 sinks: int, recent: int) -> None:
+        t = segment_ids.shape[1]
+        prompt_len = (segment_ids == 0).sum(1)
+        pos = torch.arange(t, device=segment_ids.device)[None, :]
+        score = torch.stack([lt[:, 1] for lt in log_taus[: layers + 1]]).amax(0)  # [B, T] under step 1's context
+        protected = (pos < sinks) | (pos >= prompt_len[:, None] - max(1, recent))
+        self.dropped = (pos < prompt_len[:, None]) & ~protected & (score < math.log(keep_above))  # [B, T]
+        self.layers = layers
+        self.prompt_len = prompt_len
+
+    def maps(self, num_layers: int, num_segments: int, dtype: torch.dtype) -> list:
+        """One map per layer: log_tau_by_segment [B, S, T] -> the bias attention adds."""
+        hidden = torch.where(self.dropped, HIDDEN_BIAS, 0.0).to(dtype)[:, None, :]  # [B, 1, T]
+        steps_only = (torch.arange(num_segments, device=hidden.device) >= 1).to(dtype)[None, :, None]
+        early, late = hidden * steps_only, hidden.expand(-1, num_segments, -1)  # [B, S, T]
+        return [(lambda _, bias=early if i < self.layers else late: bias) for i in range(num_layers)]
+
+    def kept_fraction(self) -> float:
+        """Share of the prompt tokens kept."""
+        return 1.0 - float(self.dropped.sum()) / max(1, int(self.prompt_len.sum()))

@@ -7,6 +7,7 @@ import math
 import random
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,14 +18,15 @@ from quasar_dist.data.tokenizer_build import BOS_ID, EOS_ID, PAD_ID, build_token
 from quasar_dist.model import ModelConfig, QuasarForCausalLM, TextTokenizer, save_pretrained
 from quasar_dist.model.checkpoint import attach_fresh_ttm
 from quasar_dist.model.registry import resolve_model_path
+from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.util.typed_config import load_config, to_dict
 
 from .adapter import distillation_loss, freeze_all_but_ttm, with_fresh_ttm
 from .batches import collate, collate_relevance, encode_task, length_grouped_batches
 from .checkpointing import load_training_state, save_training_state
 from .config import TrainConfig
-from .evaluate import greedy_accuracy
-from .losses import (RelaxedEviction, budget_loss, keep_target, relevance_loss, task_loss,
+from .evaluate import config_accuracy, greedy_accuracy
+from .losses import (PrefillDropInTraining, RelaxedEviction, budget_loss, keep_target, relevance_loss, task_loss,
                      temperature_losses, visible_temperature_mask)
 
 
@@ -55,7 +57,17 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> QuasarForCausalLM:
 def continue_model(cfg: TrainConfig) -> QuasarForCausalLM:
     """`init_from`'s decoder with the recipe's context length and TTM context; the TTM starts
     afresh as the identity (seeded), since its old weights were trained for another context.
-    With `freeze_decoder` only the TTM trains."""
+    With `freeze_decoder` only the TTM trains; with `keep_ttm` the TTM is init_from's own."""
+    if cfg.keep_ttm:
+        from quasar_dist.model import load_model
+
+        model = load_model(cfg.init_from)
+        if model.config.max_sequence_length < cfg.model.max_position_embeddings:
+            raise ValueError(f"keep_ttm keeps {cfg.init_from}'s shape: its {model.config.max_sequence_length} positions "
+                             f"are fewer than the recipe's max_position_embeddings {cfg.model.max_position_embeddings}")
+        model.config = replace(model.config, guidance=cfg.guidance)
+        model.guidance = cfg.guidance
+        return model
     model = with_fresh_ttm(cfg.init_from, cfg.seed, max_position_embeddings=cfg.model.max_position_embeddings,
                            ttm_context=cfg.model.ttm_context, ttm_hops=cfg.model.ttm_hops, guidance=cfg.guidance)
     if cfg.freeze_decoder:
@@ -97,6 +109,29 @@ def make_val_tasks(cfg: TrainConfig) -> dict[str, list[dict]]:
             val[f"{k}_d{cfg.val_distractors}"] = make_tasks(k, cfg.val_tasks_per_kind, cfg.data_seed + 1, "val",
                                                            distractors=cfg.val_distractors)
     return val
+
+
+@torch.no_grad()
+def drop_decisions(engine, model, ids: torch.Tensor, seg: torch.Tensor, cfg: TrainConfig) -> PrefillDropInTraining:
+    """Prefill dropping's decisions for a batch, from the model's temperatures without the drop."""
+    before = model.guidance
+    model.guidance = "off"  # the decisions read the temperatures; attention as the checkpoint runs
+    try:
+        _, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
+    finally:
+        model.guidance = before
+    protect = ReasoningConfig()  # the tokens GSoT protects by default
+    return PrefillDropInTraining(log_taus, seg, layers=cfg.prefill_drop_layer, keep_above=cfg.prefill_keep_above,
+                                 sinks=protect.sink_tokens, recent=protect.recent_tokens)
+
+
+def prefill_drop_config(cfg: TrainConfig):
+    """The GSoT setting the recipe trains for (validation), or None."""
+    if cfg.prefill_drop_layer is None:
+        return None
+    return ReasoningConfig(mode="gsot", guidance="off", kv_budget_layer=cfg.prefill_drop_layer,
+                           kv_keep_above=cfg.prefill_keep_above, kv_score="max", backtrack_below=0.0,
+                           max_new_tokens=112, max_batch_size=64)
 
 
 def param_groups(model, cfg: TrainConfig) -> list[dict]:
@@ -143,13 +178,18 @@ def prepare_data(cfg: TrainConfig, out: Path):
     return encoded, relevance, val_tasks, raw_tok
 
 
-def evaluate(model, tokenizer, val_tasks: dict) -> dict:
+def evaluate(model, tokenizer, val_tasks: dict, prefill_drop=None) -> dict:
+    """Greedy CoT accuracy per validation set and guidance, temperature AUROC where labelled,
+    and with `prefill_drop` (a ReasoningConfig) also that setting's accuracy (`val_acc_<set>_drop`)."""
     from quasar_dist.bench.relevance import relevance_auroc
 
     result = {}
     for guidance in dict.fromkeys((model.config.guidance, "off")):  # once when the checkpoint's is off
         for kind, tasks in val_tasks.items():
             result[f"val_acc_{kind}_{guidance}"] = greedy_accuracy(model, tokenizer, tasks, guidance)
+    if prefill_drop is not None:
+        for kind, tasks in val_tasks.items():
+            result[f"val_acc_{kind}_drop"] = config_accuracy(model, tokenizer, tasks, prefill_drop)
     for kind, tasks in val_tasks.items():
         if tasks and "relevant_spans" in tasks[0]:
             result[f"val_auroc_{kind}"] = relevance_auroc(model, tokenizer, tasks[:40])["auroc_layer_mean"]
@@ -207,7 +247,15 @@ def train(cfg: TrainConfig) -> Path:
         evicting = cfg.keep_target is not None and model.guidance != "off" and step >= cfg.evict_from_step
         eviction = RelaxedEviction(seg, (seg == 0).sum(1), sinks=cfg.protect_sinks, window=cfg.protect_window,
                                    gamma=cfg.evict_gamma, tau_max=cfg.model.tau_max, generator=noise) if evicting else None
-        logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
+        drop = None
+        if cfg.prefill_drop_layer is not None and rng.random() < cfg.prefill_drop_share:
+            drop = drop_decisions(engine, model, ids, seg, cfg)
+            model.guidance = "bias"  # attention adds the drop's bias, nothing else (losses.py)
+            logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True,
+                                      attention_log_tau=drop.maps(model.config.num_layers, int(seg.max()) + 1,
+                                                                  next(model.parameters()).dtype))
+        else:
+            logits, log_taus = engine(ids, segment_ids=seg, return_temperatures=True)
         target = base_logits(model, ids) if cfg.adapter_of else None  # the frozen base (exactly the checkpoint)
         lm = distillation_loss(logits, target, loss_mask) if cfg.adapter_of else task_loss(logits, ids, loss_mask)
         if evicting:  # second forward: the same, with the prompt's entries decided (losses.py)
@@ -240,15 +288,18 @@ def train(cfg: TrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix(loss=f"{lm.item():.3f}", tau=f"{sparsity.item():.2f}", tok_s=f"{tok_s:,.0f}",
                         **({"kept": f"{kept.item():.2f}"} if kept is not None else {}),
+                        **({"drop_kept": f"{drop.kept_fraction():.2f}"} if drop is not None else {}),
                         **({"rel": f"{relevance_term.item():.3f}"} if relevance_term is not None else {}))
         record = {"step": step, "loss": lm.item(), "mean_tau": sparsity.item() * cfg.model.tau_max, "minutes": (time.time() - start) / 60}
         if kept is not None:
             record["kept"] = kept.item()
+        if drop is not None:
+            record["prefill_kept"] = drop.kept_fraction()
         if relevance_term is not None:
             record["relevance_loss"] = relevance_term.item()
         if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             model.guidance = cfg.guidance
-            record |= evaluate(model, tokenizer, val_tasks)
+            record |= evaluate(model, tokenizer, val_tasks, prefill_drop_config(cfg))
             bar.write(f"step {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in record.items() if k.startswith("val")))
         history.append(record)
         if rank == 0 and cfg.zero_stage == 0 and step % cfg.checkpoint_every == 0:
@@ -265,7 +316,7 @@ def finish(cfg, model, tokenizer, val_tasks, history, out: Path, step, start, da
 
     from .curves import plot_training_curves
 
-    final = evaluate(model, tokenizer, val_tasks)
+    final = evaluate(model, tokenizer, val_tasks, prefill_drop_config(cfg))
     history.append({"step": step, **final})
     if cfg.adapter_of:
         folder = save_adapter(model, out / "adapter", base=cfg.adapter_of)
