@@ -4,6 +4,7 @@ Failures print one line `quasar: error: <cause>` on stderr and exit non-zero.
 """
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -105,16 +106,22 @@ def data() -> None:
 @click.option("--distractors", type=int, default=None,
               help="Mix exactly this many irrelevant sentences into each prompt and record relevant_spans "
                    "(default: today's tasks, 0-2 distractors, no spans).")
+@click.option("--id-prefix", default="", help="Put this before every id (letters, digits, '.', '_', '-'), so that "
+                                                "files made with other seeds or distractor counts can be read "
+                                                "as one dataset (ids are KIND-SPLIT-INDEX, the same in every file).")
 @click.option("--out", "out_path", required=True, help="Output Parquet file.")
 @_fail_cleanly
-def data_make(kind: str, n: int, seed: int, split: str, distractors: int | None, out_path: str) -> None:
+def data_make(kind: str, n: int, seed: int, split: str, distractors: int | None, id_prefix: str, out_path: str) -> None:
     """Generate N tasks of KIND into a Parquet file (id, prompt, answer, solution, kind[, relevant_spans])."""
     from quasar_dist.data.tasks import make_tasks, write_tasks
 
+    if not re.fullmatch(r"[A-Za-z0-9._-]*", id_prefix):
+        raise CliError(f"--id-prefix may hold letters, digits, '.', '_' and '-' only, got {id_prefix!r}")
     try:
         rows = make_tasks(kind, n, seed, split=split, distractors=distractors)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    rows = [{**row, "id": id_prefix + row["id"]} for row in rows]
     write_tasks(rows, out_path)
     click.echo(f"wrote {len(rows)} {kind} tasks ({split}, seed {seed}) to {out_path}")
 

@@ -106,3 +106,19 @@ def test_cli_writes_relevant_spans_and_the_default_is_unchanged(tmp_path):
                                                  [dict(t) for t in make_tasks("mixed", 8, 4)]]
     bad = CliRunner().invoke(main, ["data", "make", "--kind", "arith", "--n", "2", "--distractors", "-1", "--out", str(out)])
     assert bad.exit_code != 0 and "distractors must be >= 0" in bad.output
+
+
+def test_id_prefix_lets_files_of_other_counts_share_one_dataset(tmp_path):
+    """Files of one kind and split made with other seeds or distractor counts have the same ids
+    (KIND-SPLIT-INDEX); `--id-prefix` keeps them apart, and a prefix that is not a plain name is one line."""
+    ids = []
+    for d in (20, 40):
+        out = tmp_path / f"d{d}.parquet"
+        result = CliRunner().invoke(main, ["data", "make", "--kind", "arith", "--n", "3", "--seed", str(777 + d),
+                                           "--distractors", str(d), "--id-prefix", f"d{d}-", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        ids += pq.read_table(out).column("id").to_pylist()
+    assert ids == [f"d{d}-arith-test-{i:06d}" for d in (20, 40) for i in range(3)]
+    bad = CliRunner().invoke(main, ["data", "make", "--kind", "arith", "--n", "2", "--id-prefix", "a/b",
+                                    "--out", str(tmp_path / "x.parquet")])
+    assert bad.exit_code != 0 and "--id-prefix may hold" in bad.output and not (tmp_path / "x.parquet").exists()
