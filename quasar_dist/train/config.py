@@ -66,7 +66,6 @@ class TrainConfig:
     """Temperature threshold of `prefill_drop_layer` (ReasoningConfig.kv_keep_above)."""
     prefill_drop_share: float = 0.5
     """Share of batches trained under the drop (the others with the full prompt, for CoT)."""
-    """With init_from: train the TTM only (the decoder's weights stay those of init_from)."""
     adapter_of: str | None = None
     """Train a TTM adapter for this base (a model folder or shipped name): the base stays frozen,
     only a fresh TTM (model.ttm_dim / tau_max / ttm_context) learns, by self-distillation on the

@@ -6,6 +6,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from quasar_dist.model.kv_cache import combine_layers
+from quasar_dist.model.prefill_drop import protected_tokens
+
 
 def task_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
     """Next-token loss on solution and answer tokens only (never on the prompt)."""
@@ -138,12 +141,10 @@ class PrefillDropInTraining:
 
     def __init__(self, log_taus: list[torch.Tensor], segment_ids: torch.Tensor, *, layers: int, keep_above: float,
                  sinks: int, recent: int) -> None:
-        t = segment_ids.shape[1]
         prompt_len = (segment_ids == 0).sum(1)
-        pos = torch.arange(t, device=segment_ids.device)[None, :]
-        score = torch.stack([lt[:, 1] for lt in log_taus[: layers + 1]]).amax(0)  # [B, T] under step 1's context
-        protected = (pos < sinks) | (pos >= prompt_len[:, None] - max(1, recent))
-        self.dropped = (pos < prompt_len[:, None]) & ~protected & (score < math.log(keep_above))  # [B, T]
+        score = combine_layers(torch.stack([lt[:, 1] for lt in log_taus[: layers + 1]]), "max")  # [B, T], step 1's context
+        in_prompt, protected = protected_tokens(prompt_len, segment_ids.shape[1], sinks, recent)
+        self.dropped = in_prompt & ~protected & (score < math.log(keep_above))  # [B, T]
         self.layers = layers
         self.prompt_len = prompt_len
 
