@@ -98,12 +98,12 @@ def test_unreadable_or_mistyped_input_is_one_line_before_anything_starts(tmp_pat
     ("model: {tmp}/empty-folder\n", "config.json"),
     ("model: {tmp}/no-such-folder\n", "nor a model folder"),
     ("gsot: {kv_budget_layer: 1}\n", "kv_budget_layer needs kv_budget"),
-    ("gsot: {kv_budget: 0.5, kv_budget_layer: 1}\n", "ttm_context 'last'"),  # the shipped model's context is the mean
+    ("model: {repo}/models/tiny_stage1\ngsot: {kv_budget: 0.5, kv_budget_layer: 1}\n", "ttm_context 'last'"),  # the mean context
     ("gsot: {kv_budget: 0.5, kv_budget_layer: 9}\n", "below the model's 4 layers"),
 ])
 def test_bad_config_is_one_line(tmp_path, text, expected):
     (tmp_path / "empty-folder").mkdir()
-    text = text.replace("{tmp}", str(tmp_path))
+    text = text.replace("{tmp}", str(tmp_path)).replace("{repo}", str(Path(__file__).resolve().parents[1]))
     cfg = tmp_path / "run.yaml"
     cfg.write_text(text)
     args = ["--config", str(cfg)] + ([] if "output" in text else ["--output", str(tmp_path / "out")])

@@ -212,6 +212,17 @@ def test_checkpoint_gsot_defaults_fill_what_a_run_leaves_unset(tmp_path):
         check_model(str(bad), 1)
 
 
+def test_bench_compares_gsot_as_quasar_run_runs_it():
+    """`quasar bench`'s gsot_vs_cot uses the checkpoint's calibrated gsot_defaults, as a run does."""
+    from quasar_dist.bench.main import shipped_gsot
+    from quasar_dist.model.folder import read_config
+
+    config = read_config(REPO / "models" / "tiny_hops_fixed")
+    gsot = shipped_gsot(config, 7)
+    assert gsot.mode == "gsot" and gsot.max_batch_size == 7 and gsot.max_new_tokens == 128
+    assert all(getattr(gsot, k) == v for k, v in config.gsot_defaults.items())
+
+
 def test_report_from_results_alone_has_every_key_table_and_plot(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": "m", "mode": "gsot", "tp": 1, "replicas": 2}))
     start = time.time()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from quasar_dist.batch.model_check import model_gsot
 from quasar_dist.model import resolve_model_path
 from quasar_dist.reasoning.config import ReasoningConfig
 from quasar_dist.reasoning.solve import engine_slots
@@ -35,12 +36,20 @@ def device_name() -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} torch threads)"
 
 
+def shipped_gsot(model_config, batch: int) -> ReasoningConfig:
+    """GSoT as `quasar run` runs it: the checkpoint's calibrated gsot_defaults under the run's
+    settings (batch/model_check.model_gsot), so gsot_vs_cot compares what a user gets."""
+    settings = model_gsot(model_config, "gsot", {"max_new_tokens": 128, "max_batch_size": batch})
+    return ReasoningConfig(mode="gsot", **settings)
+
+
 def run_bench(quick: bool = False, json_path: str | None = None, model_name: str = "tiny") -> dict:
     size = QUICK if quick else FULL
     model, tokenizer, tasks = load_workload(model_name, size["tasks_per_kind"])
     batch = engine_slots(model, ReasoningConfig())  # what `quasar run` uses: the comparisons run at it
-    gsot = ReasoningConfig(mode="gsot", max_new_tokens=128, max_batch_size=batch)
-    result = {"gsot_vs_cot": compare_gsot_cot(model, tokenizer, tasks, gsot, batch)}
+    gsot = ReasoningConfig(mode="gsot", max_new_tokens=128, max_batch_size=batch)  # the curves set their own rules
+    shipped = shipped_gsot(model.config, batch)
+    result = {"gsot_vs_cot": compare_gsot_cot(model, tokenizer, tasks, shipped, batch)}
     prompts = [t["prompt"] for t in tasks][: size["hf_prompts"]]
     result["engine_vs_hf"] = compare_engine_hf(model, tokenizer, resolve_model_path(model_name), prompts, size["batch_sizes"], 128)
     result["guidance_overhead"] = compare_guidance(model, tokenizer, tasks, batch, 128)
@@ -52,7 +61,7 @@ def run_bench(quick: bool = False, json_path: str | None = None, model_name: str
     long = long_tasks(size["long_tasks_per_kind"])
     result["temperature_relevance"] = relevance_section(model, tokenizer, size["relevance_tasks_per_kind"],
                                                         png.with_name(png.stem + "_relevance.png"))
-    result["gsot_vs_cot_long"] = compare_gsot_cot(model, tokenizer, long, gsot, batch)
+    result["gsot_vs_cot_long"] = compare_gsot_cot(model, tokenizer, long, shipped, batch)
     result["kv_budget_curve"] = kv_budget_curve(model, tokenizer, long, gsot, png.with_name(png.stem + "_kv_budget.png"))
     external, result["kvpress"] = kvpress_rows(resolve_model_path(model_name), size["long_tasks_per_kind"], BUDGETS)
     result["kv_budget_curve"] += external

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from quasar_dist.batch.model_check import model_gsot
 from quasar_dist.data.answers import answers_match
 from quasar_dist.data.tasks import read_tasks
 from quasar_dist.model import TextTokenizer, load_model, resolve_model_path
@@ -29,8 +30,9 @@ def golden_runs() -> dict:
     tokenizer = TextTokenizer.from_folder(folder, model.config)
     tasks = read_tasks(SAMPLE)[:NUM_TASKS]
     out = {"task_ids": [t["id"] for t in tasks]}
-    for name, settings in MODES.items():
-        cfg = ReasoningConfig(max_new_tokens=128, max_batch_size=8, **settings)
+    for name, settings in MODES.items():  # GSoT with the checkpoint's gsot_defaults, as `quasar run` has it
+        cfg = ReasoningConfig(**model_gsot(model.config, settings["mode"], {"max_new_tokens": 128, "max_batch_size": 8}),
+                              **settings)
         rows = solve_prompts(model, tokenizer, [t["prompt"] for t in tasks], cfg)
         correct = [answers_match(r["answer"], t["answer"]) for r, t in zip(rows, tasks)]
         out[name] = {
