@@ -86,3 +86,20 @@ def test_adapter_errors_are_one_line(qwen, tmp_path):
     (tmp_path / "a" / "ttm_config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="adapter is for hidden_size 32, the base has 64"):
         load_model(folder, ttm=tmp_path / "a")
+
+
+def test_relevance_report_reads_an_attached_adapter(tmp_path):
+    """`relevance_report --ttm`: the temperatures scored are the adapter's (an untrained adapter is
+    the identity: every temperature 1, so every AUROC is exactly 0.5), the base's accuracy stays."""
+    from quasar_dist.model import resolve_model_path
+    from quasar_dist.train.relevance_report import relevance_report
+
+    base = resolve_model_path("tiny")
+    model, _ = adapter_model(recipe(base, tmp_path, model={"ttm_dim": 8, "ttm_context": "last"}))
+    save_adapter(model, tmp_path / "adapter", base=str(base))
+    report = relevance_report("tiny", n=2, distractors=(3,), kv_budgets=(), ttm=str(tmp_path / "adapter"))
+    assert report["ttm_adapter"] == str(tmp_path / "adapter")
+    assert [r["auroc_layer_mean"] for r in report["rows"]] == [0.5, 0.5]
+    plain = relevance_report("tiny", n=2, distractors=(3,), kv_budgets=())
+    assert [r["cot_off"] for r in report["rows"]] == [r["cot_off"] for r in plain["rows"]]
+    assert all(r["auroc_layer_mean"] > 0.5 for r in plain["rows"])

@@ -53,10 +53,10 @@ def evicting_config(guidance: str, kv_budget: float | None = None, keep_above: f
 
 def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budgets=(0.25,),
                      seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None, score: str = "max",
-                     png: Path | None = None) -> dict:
-    model, tokenizer = load_with_tokenizer(model_name)
+                     png: Path | None = None, ttm: str | None = None) -> dict:
+    model, tokenizer = load_with_tokenizer(model_name, **({"ttm": ttm} if ttm else {}))
     guidance = model.config.guidance
-    report = {"model": str(model_name), "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
+    report = {"model": str(model_name), "ttm_adapter": ttm, "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
               "keep_above": list(keep_above), "prefill_layer": prefill_layer, "kv_score": score,
               "ttm_context": model.config.ttm_context,
               "rows": []}
@@ -87,6 +87,7 @@ def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10,
 def main() -> None:
     parser = argparse.ArgumentParser(description="Temperature AUROC and budgeted eviction on held-out distractor tasks")
     parser.add_argument("--model", default="tiny")
+    parser.add_argument("--ttm", default=None, help="a TTM adapter folder to attach to --model (quasar train adapter_of)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--distractors", type=int, nargs="+", default=[0, 10, 20, 40])
     parser.add_argument("--kv-budget", type=float, nargs="*", default=[0.25])
@@ -99,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     report = relevance_report(args.model, args.n, args.distractors, args.kv_budget, args.seed, args.keep_above,
-                              args.prefill_layer, args.score, Path(args.png) if args.png else None)
+                              args.prefill_layer, args.score, Path(args.png) if args.png else None, ttm=args.ttm)
     if args.json:
         with open(args.json, "w") as f:
             f.write(json.dumps(report, indent=2) + "\n")
