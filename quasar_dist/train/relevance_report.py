@@ -54,7 +54,7 @@ def evicting_config(guidance: str, kv_budget: float | None = None, keep_above: f
 def relevance_report(model_name: str = "tiny", n: int = 100, distractors=(0, 10, 20, 40), kv_budgets=(0.25,),
                      seed: int = HELDOUT_SEED, keep_above=(), prefill_layer: int | None = None, score: str = "max",
                      png: Path | None = None, ttm: str | None = None) -> dict:
-    model, tokenizer = load_with_tokenizer(model_name, **({"ttm": ttm} if ttm else {}))
+    model, tokenizer = load_with_tokenizer(model_name, ttm=ttm)
     guidance = model.config.guidance
     report = {"model": str(model_name), "ttm_adapter": ttm, "tasks": n, "seed": seed, "split": "test", "kv_budgets": list(kv_budgets),
               "keep_above": list(keep_above), "prefill_layer": prefill_layer, "kv_score": score,
