@@ -251,7 +251,7 @@ class Engine:
         seq.counters.attended_kv += (layers - full) * (kept * before + kept * (kept + 1) // 2)
         seq.counters.dropped_token_layers += (layers - full) * (t - kept)
         seq.counters.kv_evicted += t - kept
-        if self.runner.computes_temperatures:
+        if self.runner.projections:  # A h computed (and cached) for each new entry
             seq.counters.temperature_cache_misses += full * t + (layers - full) * kept
 
     def _at_boundary(self, seq: Sequence, logits: torch.Tensor, greedy: int, was_prompt: bool, commit) -> None:

@@ -23,21 +23,27 @@ class ModelRunner:
         self.num_layers = model.config.num_layers
         self.device = self.cache.device
         self.temperatures = True  # the engine sets it per step (no TTM when nobody needs it)
-        # Slots whose older entries still hold the temperatures of an earlier context: with
-        # guidance off attention never reads them, so a commit refreshes only the step's own
-        # entries (its heat) and a reader (`temperatures_of`, `keep_scores_of`) refreshes the
-        # rest on demand, to the values an eager refresh would have written.
-        self.stale: set[int] = set()
-        self.eager_refresh = False  # True: refresh every live entry at every commit (the reference)
+        self.eager_refresh = False  # True: keep every live entry's temperature current (the reference)
 
     @property
     def lazy_refresh(self) -> bool:
+        """Guidance off: attention never reads temperatures, so forwards store only what a
+        temperature is made of (A h, the context) and a commit reads out only its step's entries
+        (the heat); whoever reads a slot's temperatures (`temperatures_of`, `keep_scores_of`)
+        first refreshes its live entries, to the values an eager cache would hold
+        (kv_cache.py)."""
         return self.model.guidance == "off" and not self.eager_refresh
 
     @property
-    def computes_temperatures(self) -> bool:
-        """Whether forwards compute TTM temperatures: someone reads them, or guidance uses them."""
+    def projections(self) -> bool:
+        """Whether forwards store A h and the context: someone commits steps, or guidance reads them."""
         return self.temperatures or self.model.guidance != "off"
+
+    @property
+    def computes_temperatures(self) -> bool:
+        """Whether forwards read out temperatures into the cache (an eager cache that someone
+        reads, or guidance that uses them)."""
+        return self.model.guidance != "off" or (self.temperatures and not self.lazy_refresh)
 
     @torch.no_grad()
     def run(self, kind: str, slots: list[int | None], feeds: list[list[int]], starts: list[int],
@@ -45,7 +51,7 @@ class ModelRunner:
         """One forward of a group (kind: fresh | range | gather, see cache_batch.py); logits
         [B, V] of each row's last real token, on the device."""
         batch = CacheBatch.build(slots=slots, feeds=feeds, starts=starts, next_pos=next_pos, cache=self.cache,
-                                 read=kind, temperatures=self.computes_temperatures)
+                                 read=kind, temperatures=self.computes_temperatures, projections=self.projections)
         return self.model.forward_cached(batch, self.cache)
 
     @torch.no_grad()
@@ -54,7 +60,8 @@ class ModelRunner:
         """A fresh group whose prompts keep only part of their entries, decided inside the
         forward (prefill_drop.py); returns the logits and the entries each row kept."""
         batch = CacheBatch.build(slots=slots, feeds=feeds, starts=[0] * len(feeds), next_pos=[0] * len(feeds),
-                                 cache=self.cache, read="fresh", temperatures=True)
+                                 cache=self.cache, read="fresh", temperatures=self.computes_temperatures,
+                                 projections=True)
         drop = prefill_drop_of(budgets, feeds)
         return self.model.forward_cached(batch, self.cache, drop=drop), drop.kept
 
@@ -62,7 +69,8 @@ class ModelRunner:
     def forward(self, slots: list[int], token_ids: list[list[int]]) -> torch.Tensor:
         """Append one equal-length chunk per slot, whatever they hold; logits [B, V] on the CPU
         (tests and tools; the engine calls `run`)."""
-        batch = CacheBatch.append(self.cache, slots, torch.tensor(token_ids), temperatures=self.computes_temperatures)
+        batch = CacheBatch.append(self.cache, slots, torch.tensor(token_ids), temperatures=self.computes_temperatures,
+                                  projections=self.projections)
         return self.model.forward_cached(batch, self.cache).float().cpu()
 
     @torch.no_grad()
@@ -70,12 +78,9 @@ class ModelRunner:
         """Sequences change slots (scheduler.compact): their cache rows go with them, in one
         batched copy; `upto` is the most live entries any of them holds."""
         self.cache.move(src, dst, upto)
-        moved = {d for s_, d in zip(src, dst) if s_ in self.stale}
-        self.stale = (self.stale - set(src) - set(dst)) | moved
 
     def reset(self, slots: list[int]) -> None:
         self.cache.reset(slots)
-        self.stale.difference_update(slots)
 
     @torch.no_grad()
     def commit(self, slots: list[int], lengths: list[int], next_pos: list[int],
@@ -97,9 +102,7 @@ class ModelRunner:
         step_index = torch.tensor([step_entries, step_owner], dtype=torch.long, device=device)
         if self.lazy_refresh:  # only the step's entries: nothing reads the others before `_fresh`
             step_tau, bc = self.model.commit_steps(self.cache, index, owner, entries, refresh=step_index[0])
-            tau = step_tau.exp_().mean(0)
-            log_tau = self.cache.log_tau.view(self.num_layers, -1).index_select(1, entries)  # for rollback
-            self.stale.update(slots)
+            tau, log_tau = step_tau.exp_().mean(0), None  # a rollback keeps no temperatures: readers refresh
         else:
             log_tau, bc = self.model.commit_steps(self.cache, index, owner, entries)  # [L, N], [L, S, 2r]
             tau = log_tau.index_select(1, step_index[0]).exp_().mean(0)  # the step's entries only
@@ -118,13 +121,10 @@ class ModelRunner:
 
     def rollback(self, slot: int, snap: SlotSnapshot) -> None:
         self.cache.rollback(slot, snap)
-        if self.lazy_refresh:
-            self.stale.add(slot)  # the snapshot holds what the cache held: possibly stale
 
     def _fresh(self, slot: int) -> None:
-        if slot in self.stale:
+        if self.lazy_refresh:
             self.model.refresh_temperatures(self.cache, slot)
-            self.stale.discard(slot)
 
     def keep_scores_of(self, slot: int, over_layers: str = "max") -> torch.Tensor:
         """The slot's live entries' temperature over layers (max or geometric mean), CPU (a copy)."""

@@ -102,20 +102,22 @@ def cached_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    log_tau: torch.Tensor,
+    log_tau: torch.Tensor | None,
+    live_bias: torch.Tensor,
     *,
     guidance: str,
-    real_temperatures: bool,
     query_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Attention over cache entries. q [B, H, T, D]; k, v [B, Hkv, N, D]; log_tau [B, N] with
-    -inf for dead entries (kv_cache.py), so under `bias` guidance it is the whole mask as is.
-    query_index [B, T] (cache index of each query) is needed only when T > 1 (causality inside
-    the chunk). Decoding (T = 1) folds each kv head's query group into the query axis and runs
-    batched matmuls, so every cached key is read once per kv head and no mask is built."""
+    """Attention over cache entries. q [B, H, T, D]; k, v [B, Hkv, N, D]; log_tau [B, N] (-inf
+    for dead entries, kv_cache.py; None with guidance off, which never reads it); live_bias
+    [B, N] 0 for live entries, -inf for dead ones (CacheBatch.live_bias). Under `bias` guidance
+    log_tau is the whole mask as is; the other forms mask with live_bias. query_index [B, T]
+    (cache index of each query) is needed only when T > 1 (causality inside the chunk).
+    Decoding (T = 1) folds each kv head's query group into the query axis and runs batched
+    matmuls, so every cached key is read once per kv head and no mask is built."""
     if guidance == "scale":
         k = k * log_tau.exp()[:, None, :, None].to(k.dtype)  # dead entries: 0 * k, masked below
-    bias = log_tau if guidance == "bias" or not real_temperatures else _dead_mask(log_tau)
+    bias = log_tau if guidance == "bias" else live_bias
     bsz, heads, t, d = q.shape
     kv_heads = k.shape[1]
     if t == 1:  # plain batched matmuls: on CPU ~1.5x faster than SDPA's kernel at this shape
@@ -130,8 +132,3 @@ def cached_attention(
     causal = torch.where(keys > query_index[:, :, None], DEAD, 0.0)  # [B, T, N]
     mask = (bias[:, None, :] + causal).unsqueeze(1).to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=heads != kv_heads)
-
-
-def _dead_mask(log_tau: torch.Tensor) -> torch.Tensor:
-    """0 for live entries, -inf for dead ones (attention without temperatures)."""
-    return torch.zeros_like(log_tau).masked_fill(torch.isinf(log_tau), DEAD)

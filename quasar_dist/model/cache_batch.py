@@ -45,11 +45,17 @@ class CacheBatch:
     last_index: torch.Tensor | None
     """[B] index of each row's last real token (its logits are returned); None = the last."""
     temperatures: bool
-    """Compute TTM temperatures (else 0 is written: nobody reads them and guidance is off)."""
+    """Read out the new entries' TTM temperatures into log_tau (else log_tau is not written:
+    guidance is off, and nobody reads them, or a reader refreshes them first)."""
+    projections: bool
+    """Store the new entries' A h and the layer inputs the next step's context is made of (the
+    temperature cache a boundary commit reads); implied by `temperatures`."""
     signed_sin: torch.Tensor | None = None
     """Set by the model's forward: RoPE terms computed once for every layer."""
-    zeros: torch.Tensor | None = None
-    """Set by the model's forward: the log tau written when no temperatures are computed."""
+    live_bias: torch.Tensor | None = None
+    """Set by the model's forward for a batch that reads the cache: [B, upto] 0 for each row's
+    live entries, -inf past its length (the attention mask of every guidance but `bias`, whose
+    mask is log_tau itself), built once for all layers."""
     deferred: list | None = None
     """Set by a forward that drops prompt tokens (prefill_drop.py): the first layers' new
     entries (k, v, A h, log tau) are held here instead of written, until the drop decides
@@ -61,9 +67,10 @@ class CacheBatch:
 
     @classmethod
     def build(cls, *, slots: list[int | None], feeds: list[list[int]], starts: list[int], next_pos: list[int],
-              cache, read: str, temperatures: bool) -> "CacheBatch":
+              cache, read: str, temperatures: bool, projections: bool | None = None) -> "CacheBatch":
         """slots[i] None = a filler row (feeds [] there). starts: live entries before the write;
-        read: "fresh", "range" (slots must then be the consecutive slots of one range) or "gather"."""
+        read: "fresh", "range" (slots must then be the consecutive slots of one range) or "gather".
+        projections None: as temperatures."""
         device, max_len, heads, scratch = cache.device, cache.max_len, cache.num_kv_heads, cache.scratch
         t = max(len(f) for f in feeds)
         counts = [len(f) for f in feeds]
@@ -99,15 +106,25 @@ class CacheBatch:
             query_index=index,
             last_index=(num_new - 1).clamp(min=0) if padded_rows else None,
             temperatures=temperatures,
+            projections=temperatures if projections is None else projections or temperatures,
         )
 
     @classmethod
-    def append(cls, cache, slots: list[int], token_ids: torch.Tensor, temperatures: bool = True) -> "CacheBatch":
+    def append(cls, cache, slots: list[int], token_ids: torch.Tensor, temperatures: bool = True,
+               projections: bool | None = None) -> "CacheBatch":
         """Equal-length chunks [B, T] appended to any slots, empty or not (tests and tools: reads
         the slots' lengths from the cache; the engine passes its own mirrors instead)."""
         return cls.build(slots=list(slots), feeds=token_ids.tolist(), starts=[int(cache.length[s]) for s in slots],
                          next_pos=[int(cache.next_pos[s]) for s in slots], cache=cache, read="gather",
-                         temperatures=temperatures)
+                         temperatures=temperatures, projections=projections)
+
+
+def live_bias(batch: CacheBatch, dtype: torch.dtype) -> torch.Tensor:
+    """[B, upto]: 0 for each row's live entries after the write, -inf for the rest (a filler
+    row keeps its first entry, so that no row of the batch is all -inf)."""
+    keys = torch.arange(batch.upto, device=batch.new_length.device)
+    live = keys[None, :] < batch.new_length.clamp(min=1)[:, None]
+    return torch.zeros(live.shape, dtype=dtype, device=live.device).masked_fill_(~live, float("-inf"))
 
 
 def write_indices(row_slot: torch.Tensor, index: torch.Tensor, heads: int, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import Attention, cached_attention, guided_attention
-from .cache_batch import CacheBatch
+from .cache_batch import CacheBatch, live_bias
 from .config import GUIDANCE_MODES, ModelConfig
 from .fused import FusedProjections
 from .kv_cache import TemperatureKVCache
@@ -124,26 +124,24 @@ class DecoderLayer(nn.Module):
         """New tokens through the layer: their entries are written, then attention reads the
         cache (or, for fresh prompts, the chunk itself with fresh_mask [B, T, T])."""
         hn = self.input_layernorm(x)
-        if batch.temperatures and self._fused_with_ttm.usable():
+        if batch.projections and self._fused_with_ttm.usable():
             joint = self._fused_with_ttm.joint(hn)
             r = self.ttm.A.shape[0]
             q, k, v = self.self_attn.qkv_from_joint(joint[..., :-r], cos, batch.signed_sin)
             ah = joint[..., -r:]  # [B, T, r]
         else:
             q, k, v = self.self_attn.qkv(hn, cos, sin, batch.signed_sin)
-            ah = self.ttm.project(hn) if batch.temperatures else None
+            ah = self.ttm.project(hn) if batch.projections else None
+        log_tau_new = None  # guidance off and nobody reads temperatures now: no read-out
         if batch.temperatures:
             bc = cache.bc[layer_idx, batch.read] if isinstance(batch.read, slice) else cache.bc[layer_idx].index_select(0, batch.rows)
             log_tau_new = self.ttm.readout(ah, bc.unsqueeze(1))  # [B, T]
-        else:  # guidance off and nobody reads temperatures: no TTM at all
-            ah, log_tau_new = None, batch.zeros
         cache.write(layer_idx, batch, k, v, ah, log_tau_new, hn)
         if batch.fresh:
-            log_tau = log_tau_new if batch.temperatures else None
-            o = guided_attention(q, k, v, log_tau=log_tau, mask=fresh_mask, guidance=guidance)
+            o = guided_attention(q, k, v, log_tau=log_tau_new, mask=fresh_mask, guidance=guidance)
         else:
-            keys, values, log_tau = cache.read(layer_idx, batch)
-            o = cached_attention(q, keys, values, log_tau, guidance=guidance, real_temperatures=batch.temperatures,
+            keys, values, log_tau = cache.read(layer_idx, batch, with_temperatures=guidance != "off")
+            o = cached_attention(q, keys, values, log_tau, batch.live_bias, guidance=guidance,
                                  query_index=batch.query_index)
         return self._finish(x, o)
 
@@ -209,8 +207,8 @@ class QuasarForCausalLM(nn.Module):
         x = self.model.embed_tokens(batch.input_ids)
         cos, sin = self.model.rotary_emb(batch.positions, x.dtype)
         batch.signed_sin = signed(sin)  # once for every layer
-        if not batch.temperatures:
-            batch.zeros = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=x.device)
+        if not batch.fresh:
+            batch.live_bias = live_bias(batch, x.dtype)
         fresh_mask = None
         if batch.fresh:
             t = x.shape[1]
@@ -241,17 +239,18 @@ class QuasarForCausalLM(nn.Module):
         for all slots and layers at once. The live entries are given packed: `entries` [N] their
         flat indices into a [slots * max_len] buffer, `owner` [N] the position in `slots` of each
         one's slot (no padding to the longest). `refresh` [M]: which of them (packed indices) to
-        refresh; None = all. Returns their refreshed log tau [L, M] and the slots' new context
-        [L, S, (2 + H) r] ([B c ; E c], or with hops [B c ; q_0 .. q_H] read from the same live
-        entries: those before the new step)."""
+        read out, without writing them (a lazy cache, kv_cache.py); None = all of them, written.
+        Returns their log tau [L, M] and the slots' new context [L, S, (2 + H) r] ([B c ; E c],
+        or with hops [B c ; q_0 .. q_H] read from the same live entries: those before the new step)."""
         layers, r = cache.ah.shape[0], cache.ah.shape[-1]
         ah = cache.ah.view(layers, -1, r).index_select(1, entries)  # [L, N, r]
         bc = self.stacked_ttm.chain_context(self.stacked_ttm.context(cache.commit_context(slots)), ah, owner)
         cache.bc.index_copy_(1, slots, bc)
         if refresh is not None:
-            ah, owner, entries = ah.index_select(1, refresh), owner.index_select(0, refresh), entries.index_select(0, refresh)
+            ah, owner = ah.index_select(1, refresh), owner.index_select(0, refresh)
         log_tau = self.stacked_ttm.log_temperature(ah, bc.index_select(1, owner)).float()  # [L, M]
-        cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
+        if refresh is None:
+            cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
         return log_tau, bc
 
     @torch.no_grad()

@@ -11,11 +11,12 @@ those are tracked apart (`positions`, `next_pos`) and may run further when evict
 slot small (docs/gsot.md "Memory"). The extra last slot is scratch: writes of padding tokens and of rows that only fill a batch go
 there, so every write of a forward is one `index_copy_`, and nothing real is touched.
 
-Entries [0, length[slot]) are live. Invariant: every live entry's log_tau equals TTM(ah, bc) for
-the slot's current bc (or 0 when the run computes no temperatures; or, with guidance off, where
-attention never reads it, the engine runner's `stale` slots refresh it only when read), and every
-other entry's is -inf. So log_tau *is* the attention bias of `bias` guidance and the mask of the other forms: a
-decode step reads it as a view, with no mask built per step. Positions are baked into k by RoPE,
+Entries [0, length[slot]) are live, the rest dead. Under `bias` and `scale` guidance every live
+entry's log_tau equals TTM(ah, bc) for the slot's current bc and every dead one's is -inf, so
+log_tau *is* the attention bias of `bias` guidance: a decode step reads it as a view. With
+guidance off attention never reads log_tau (it masks with the lengths, CacheBatch.live_bias),
+and the engine runner keeps it lazily: forwards write no read-out, and a reader refreshes the
+slot's live entries first (runner.py `lazy_refresh`); dead entries are still -inf. Positions are baked into k by RoPE,
 so evicting entries and compacting the rest keeps attention exact for the survivors.
 
 The context c of a slot (ModelConfig.ttm_context) is the layer input of the last token of the
@@ -56,7 +57,7 @@ class SlotSnapshot:
     ctx_sum: torch.Tensor  # [layers, d], or [layers, S, d] with row
     ctx_count: float
     bc: torch.Tensor  # [layers, r], or [layers, S, r] with row
-    log_tau: torch.Tensor  # [layers, length], or [layers, N] packed with row and offset
+    log_tau: torch.Tensor | None  # [layers, length], or [layers, N] packed with row and offset; None: not kept
     row: int | None = None
     offset: int = 0  # where this slot's entries start in a packed log_tau
 
@@ -65,7 +66,8 @@ class SlotSnapshot:
         if self.row is None:
             return self.ctx_sum, self.bc, self.log_tau
         i, start = self.row, self.offset
-        return self.ctx_sum[:, i], self.bc[:, i], self.log_tau[:, start : start + self.length]
+        log_tau = None if self.log_tau is None else self.log_tau[:, start : start + self.length]
+        return self.ctx_sum[:, i], self.bc[:, i], log_tau
 
 
 class TemperatureKVCache:
@@ -146,18 +148,19 @@ class TemperatureKVCache:
     # -- used by the model's cached forward ------------------------------------------------
     def write(self, layer: int, batch: CacheBatch, k, v, ah, log_tau, h) -> None:
         """Store the forward's new entries (k/v [B, Hkv, T, D], ah [B, T, r] or None, log_tau
-        [B, T], h [B, T, d] the layer inputs for the context sums); padding goes to scratch.
-        A batch with `deferred` entries only hands them over (write_kept stores those kept)."""
+        [B, T] or None, h [B, T, d] the layer inputs for the context sums); padding goes to
+        scratch. A batch with `deferred` entries only hands them over (write_kept stores those kept)."""
         if batch.deferred is not None:
-            batch.deferred.append((k, v, ah, log_tau.float()))
+            batch.deferred.append((k, v, ah, None if log_tau is None else log_tau.float()))
         else:
             d = k.shape[-1]
             self.k[layer].view(-1, d).index_copy_(0, batch.kv_index, k.reshape(-1, d))
             self.v[layer].view(-1, d).index_copy_(0, batch.kv_index, v.reshape(-1, d))
             if ah is not None:
                 self.ah[layer].view(-1, ah.shape[-1]).index_copy_(0, batch.token_index, ah.reshape(-1, ah.shape[-1]))
-            self.log_tau[layer].view(-1).index_copy_(0, batch.token_index, log_tau.reshape(-1).float())
-        if not batch.temperatures:  # the context feeds the next commit; without temperatures there is none
+            if log_tau is not None:
+                self.log_tau[layer].view(-1).index_copy_(0, batch.token_index, log_tau.reshape(-1).float())
+        if not batch.projections:  # the context feeds the next commit; without temperatures there is none
             return
         if self.context == "last":
             h_last = h[:, -1] if batch.last_index is None else h[torch.arange(h.shape[0], device=h.device), batch.last_index]
@@ -171,15 +174,17 @@ class TemperatureKVCache:
                 h_sum = torch.bmm(batch.valid.to(h.dtype).unsqueeze(1), h).squeeze(1)
             self.pend_sum[layer].index_add_(0, batch.rows, h_sum.float())
 
-    def read(self, layer: int, batch: CacheBatch):
-        """k, v [B, Hkv, upto, D] and log_tau [B, upto] of the batch's rows. A slot range (the
-        decode batch) reads views; a list of slots (a forced chunk) gathers copies."""
+    def read(self, layer: int, batch: CacheBatch, with_temperatures: bool = True):
+        """k, v [B, Hkv, upto, D] and log_tau [B, upto] (None unless with_temperatures) of the
+        batch's rows. A slot range (the decode batch) reads views; a list of slots (a forced
+        chunk) gathers copies."""
         upto, read = batch.upto, batch.read
         if isinstance(read, slice):
-            return self.k[layer, read, :, :upto], self.v[layer, read, :, :upto], self.log_tau[layer, read, :upto]
+            log_tau = self.log_tau[layer, read, :upto] if with_temperatures else None
+            return self.k[layer, read, :, :upto], self.v[layer, read, :, :upto], log_tau
         k = self.k[layer, :, :, :upto].index_select(0, read)  # copies only the entries read
         v = self.v[layer, :, :, :upto].index_select(0, read)
-        return k, v, self.log_tau[layer, :, :upto].index_select(0, read)
+        return k, v, self.log_tau[layer, :, :upto].index_select(0, read) if with_temperatures else None
 
     def advance(self, batch: CacheBatch) -> None:
         """After all layers wrote: positions of the new entries, new lengths (from the runner's
@@ -225,7 +230,8 @@ class TemperatureKVCache:
         self.pend_sum[:, slot] = 0
         self.pend_count[slot] = 0
         self.bc[:, slot] = bc
-        self.log_tau[:, slot, : snap.length] = log_tau
+        if log_tau is not None:  # None: the snapshot kept no temperatures (the runner's lazy refresh)
+            self.log_tau[:, slot, : snap.length] = log_tau
         self.log_tau[:, slot, snap.length :] = DEAD
 
     def token_temperature(self, slot: int) -> torch.Tensor:
@@ -254,7 +260,8 @@ class TemperatureKVCache:
             self.k[layer, rows, :, :t2] = k.gather(2, pick)
             self.v[layer, rows, :, :t2] = v.gather(2, pick)
             self.ah[layer, rows, :t2] = ah.gather(1, by_token.expand(b, t2, ah.shape[-1]))
-            self.log_tau[layer, rows, :t2] = log_tau.gather(1, order).masked_fill(dead, DEAD)
+            if log_tau is not None:  # None: no read-out (guidance off; readers refresh first)
+                self.log_tau[layer, rows, :t2] = log_tau.gather(1, order).masked_fill(dead, DEAD)
 
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Compact the live entries of `slot` to those where `keep` [length] is True, in every

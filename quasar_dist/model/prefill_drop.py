@@ -50,8 +50,8 @@ class PrefillDrop:
 
 
 def check_prefill_drop(config, batch: CacheBatch, drop: PrefillDrop) -> None:
-    if not batch.fresh or not batch.temperatures:
-        raise ValueError("prefill dropping needs a fresh batch of prompts with temperatures")
+    if not batch.fresh or not batch.projections:
+        raise ValueError("prefill dropping needs a fresh batch of prompts with temperature projections")
     check_drop_layers(config, drop.layers)
 
 
@@ -162,5 +162,5 @@ def kept_batch(batch: CacheBatch, order: torch.Tensor, keep: torch.Tensor, cache
         token_index=token_index, kv_index=kv_index,
         valid=is_real.float() if padded else None, num_new=keep, new_length=keep, new_next_pos=batch.new_next_pos,
         read=None, upto=t2, query_index=index, last_index=(keep - 1) if padded else None,
-        temperatures=batch.temperatures,
+        temperatures=batch.temperatures, projections=batch.projections,
     )
