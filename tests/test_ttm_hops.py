@@ -141,3 +141,43 @@ def test_lazy_refresh_with_guidance_off_reads_what_an_eager_refresh_writes():
         assert a["step_temperature"] == pytest.approx(b["step_temperature"], abs=bound)
         skip = ("latency_s", "step_temperature")
         assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+
+
+@pytest.mark.parametrize("settings", [
+    {"kv_keep_above": 0.6, "kv_budget_layer": 1},  # the shipped defaults: nothing reads temperatures
+    {"answer_confidence": 0.5, "evict_below": 0.3},  # trial probes roll back; eviction reads every boundary
+    {"log_rows": 2},  # logs fill up: settled early, several times per sequence
+])
+def test_deferred_heats_equal_the_commits(settings, monkeypatch):
+    """Without backtracking nothing decides on a heat at its boundary, so with guidance off the
+    engine logs the boundary and computes the heats of all of a sequence's steps later, at once
+    (engine/step_heats.py). Rows equal the eager commits' (heats to float rounding)."""
+    from quasar_dist.data.tasks import make_tasks
+    from quasar_dist.engine import engine as engine_module
+    from quasar_dist.model import kv_cache
+    from quasar_dist.model import load_with_tokenizer
+    from quasar_dist.reasoning.config import ReasoningConfig
+    from quasar_dist.reasoning.solve import build_engine, solve_prompts
+
+    settings = dict(settings)
+    rows = settings.pop("log_rows", None)
+    if rows is not None:
+        monkeypatch.setattr(kv_cache, "BOUNDARY_LOG", rows)
+        monkeypatch.setattr(engine_module, "BOUNDARY_LOG", rows)
+    model, tokenizer = load_with_tokenizer("tiny")
+    assert model.config.guidance == "off" and model.config.ttm_hops > 0
+    prompts = [t["prompt"] for kind in ("arith", "logic") for t in make_tasks(kind, 3, 5, "test", distractors=10)]
+    config = ReasoningConfig(max_new_tokens=64, max_batch_size=4, **settings)
+    deferred_engine, eager_engine = build_engine(model, tokenizer, config), build_engine(model, tokenizer, config)
+    eager_engine.runner.eager_refresh = True
+    deferred = solve_prompts(model, tokenizer, prompts, config, engine=deferred_engine)
+    eager = solve_prompts(model, tokenizer, prompts, config, engine=eager_engine)
+    assert deferred_engine.runner.lazy_refresh and not eager_engine.runner.lazy_refresh
+    assert sum(len(r["step_temperature"]) for r in deferred) >= len(prompts)
+    if rows is not None:
+        assert max(len(r["step_temperature"]) for r in deferred) > 2 * rows
+    bound = rounding_bound(torch.float32, magnitude=2.0, depth=4 + model.config.ttm_hops, width=model.config.ttm_dim)
+    for a, b in zip(deferred, eager):
+        assert a["step_temperature"] == pytest.approx(b["step_temperature"], abs=bound)
+        skip = ("latency_s", "step_temperature")
+        assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}

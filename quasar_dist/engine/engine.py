@@ -23,10 +23,13 @@ from dataclasses import dataclass
 
 import torch
 
+from quasar_dist.model.kv_cache import BOUNDARY_LOG
+
 from .runner import ModelRunner, to_host
 from .sampler import choose
 from .scheduler import Scheduler
 from .sequence import Checkpoint, Event, ProbeResult, ProbeState, Sequence, SequenceStatus
+from .step_heats import Boundary, forget_after, settle
 from .stopping import StopRule
 
 
@@ -40,9 +43,10 @@ class _Forward:
     tokens: torch.Tensor
     greedy: torch.Tensor
     log_prob: torch.Tensor | None
-    committed: list[Sequence]
+    committed: list[Sequence]  # at a boundary, heats computed now (runner.commit)
     heats: torch.Tensor | None
     snapshots: list
+    logged: dict  # id(seq) -> snapshot: at a boundary, heat deferred (step_heats.py)
 
 
 class Engine:
@@ -81,12 +85,15 @@ class Engine:
         forwards = [self._forward(kind, rows, group) for kind, rows, group in self.scheduler.runnable()]
         self._decide(forwards)
         events, self._events = self._events, []
+        settle(self.runner, [s for s in events if s.event is Event.STOPPED])  # their rows need the heats
         if not (forwards or events) and self.has_work():
             raise RuntimeError("engine stalled: every slot holds a paused sequence nobody answered")
         return events
 
     def release(self, seq: Sequence) -> None:
-        """The caller is done with a paused sequence: free its slot for the next one."""
+        """The caller is done with a paused sequence: free its slot for the next one (its
+        deferred heats are computed first: they need its entries)."""
+        settle(self.runner, [seq])
         self.scheduler.release(seq)
         seq.event = None
         seq.logits = seq.boundary_checkpoint = None  # let go of device tensors
@@ -96,6 +103,7 @@ class Engine:
         """Drop every queued and held sequence (after an error, so the engine can be reused)."""
         self.scheduler.waiting.clear()
         for seq in list(self.scheduler.holding.values()):
+            seq.boundaries = []  # dropped: nobody will read them
             self.release(seq)
         self._events.clear()
 
@@ -123,6 +131,7 @@ class Engine:
         """Back to a checkpoint: cache slot, output and next-token logits exactly as they were.
         Counters are not rolled back: the discarded work was computed."""
         self.runner.rollback(seq.slot, ckpt.cache)
+        forget_after(seq, ckpt.num_steps)
         del seq.output_ids[ckpt.num_output :]
         seq.logits, seq.greedy_next, seq.step_start = ckpt.logits, ckpt.greedy_next, ckpt.step_start
         seq.num_steps, seq.line_start = ckpt.num_steps, ckpt.line_start
@@ -133,22 +142,30 @@ class Engine:
 
     def temperatures(self, seq: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions [n], temperature [n], mean over layers) of the live entries, on the CPU."""
+        settle(self.runner, [seq])  # the slot's context is the newest boundary's
         return self.runner.temperatures_of(seq.slot)
 
     def keep_scores(self, seq: Sequence, over_layers: str = "max") -> torch.Tensor:
         """[n] the live entries' temperature over layers (max or geometric mean), on the CPU:
         the budget's ranking."""
+        settle(self.runner, [seq])
         return self.runner.keep_scores_of(seq.slot, over_layers)
 
     def evict(self, seq: Sequence, keep: torch.Tensor) -> int:
         """Drop live entries where keep [n] is False; they are never attended again."""
         self._expect_boundary(seq)
+        settle(self.runner, [seq])  # the logged boundaries saw the entries as they were
         evicted = self.runner.evict(seq.slot, keep)
         seq.num_cached -= evicted
         seq.counters.kv_evicted += evicted
         if evicted:
             seq.boundary_checkpoint = None  # the cache changed: the next checkpoint is new
         return evicted
+
+    def step_heats(self, seq: Sequence) -> list[float]:
+        """The heat of each of the sequence's steps so far (the deferred ones computed now)."""
+        settle(self.runner, [seq])
+        return list(seq.step_heats)
 
     def probe(self, seq: Sequence, forced_ids: list[int], max_tokens: int) -> None:
         """Trial answer: append forced_ids, greedy-decode up to max_tokens to the line end, then
@@ -182,14 +199,34 @@ class Engine:
                             draws=[s.num_draws if s else 0 for s in rows], with_log_prob=with_log_prob)
         else:  # every row greedy (the default): the per-row sampling lists are not needed
             choice = choose(logits, with_log_prob=with_log_prob)
-        committed = [s for s in group if s.commit_steps and self._ends_step(s)]
+        at_boundary = [s for s in group if s.commit_steps and self._ends_step(s)]
+        committed = [s for s in at_boundary if not self._defers_heat(s)]
         heats, snapshots = None, []
         if committed:
-            lengths = [s.num_cached + self._kept_of_feed(s) for s in committed]
-            next_pos = [s.num_positions + len(s.feed) for s in committed]
-            in_step = [min(n, p - s.step_start) for s, n, p in zip(committed, lengths, next_pos)]
+            lengths, next_pos, in_step = self._boundary_of(committed)
             heats, snapshots = self.runner.commit([s.slot for s in committed], lengths, next_pos, in_step)
-        return _Forward(group, row_of, logits, choice.tokens, choice.greedy, choice.greedy_log_prob, committed, heats, snapshots)
+        return _Forward(group, row_of, logits, choice.tokens, choice.greedy, choice.greedy_log_prob, committed, heats,
+                        snapshots, self._log_boundaries([s for s in at_boundary if self._defers_heat(s)]))
+
+    def _defers_heat(self, seq: Sequence) -> bool:
+        return self.runner.lazy_refresh and not seq.heat_at_boundary
+
+    def _boundary_of(self, seqs: list[Sequence]) -> tuple[list[int], list[int], list[int]]:
+        """(live entries, next position, entries of the step just finished) after this forward."""
+        lengths = [s.num_cached + self._kept_of_feed(s) for s in seqs]
+        next_pos = [s.num_positions + len(s.feed) for s in seqs]
+        return lengths, next_pos, [min(n, p - s.step_start) for s, n, p in zip(seqs, lengths, next_pos)]
+
+    def _log_boundaries(self, seqs: list[Sequence]) -> dict:
+        """Boundaries whose heats wait (step_heats.py): log their contexts; id(seq) -> snapshot."""
+        if not seqs:
+            return {}
+        settle(self.runner, [s for s in seqs if len(s.boundaries) == BOUNDARY_LOG])  # full logs first
+        lengths, next_pos, in_step = self._boundary_of(seqs)
+        snapshots = self.runner.record([s.slot for s in seqs], lengths, next_pos, [len(s.boundaries) for s in seqs])
+        for seq, n, m in zip(seqs, lengths, in_step):
+            seq.boundaries.append(Boundary(step=0 if seq.is_prompt_pending else seq.num_steps + 1, seen=n, in_step=m))
+        return {id(s): snap for s, snap in zip(seqs, snapshots)}
 
     def _decide(self, forwards: list[_Forward]) -> None:
         """One transfer for the whole step, then each sequence's decision in plain Python."""
@@ -204,6 +241,7 @@ class Engine:
             log_prob = next(values) if f.log_prob is not None else None
             heats = next(values) if f.heats is not None else []
             boundary = {id(s): (h, snap) for s, h, snap in zip(f.committed, heats, f.snapshots)}
+            boundary.update({key: (None, snap) for key, snap in f.logged.items()})
             for seq, row in zip(f.group, f.row_of):
                 self._after_forward(seq, int(tokens[row]), int(greedy[row]),
                                     log_prob[row] if log_prob is not None else 0.0,
@@ -264,6 +302,8 @@ class Engine:
             heat, snapshot = commit
             seq.counters.temperature_cache_hits += seq.num_cached * self.runner.num_layers
             seq.heat = None if was_prompt else heat
+            if seq.heat is not None:
+                seq.step_heats.append(heat)
             seq.boundary_checkpoint = _checkpoint_of(seq, snapshot)
         if seq.pause_at_boundaries:
             self._pause(seq, Event.BOUNDARY)

@@ -116,6 +116,37 @@ class ModelRunner:
         ]  # ctx_count: at a boundary every fed token has joined the context
         return heats, snapshots
 
+    @torch.no_grad()
+    def record(self, slots: list[int], lengths: list[int], next_pos: list[int], at: list[int]) -> list[SlotSnapshot]:
+        """Step boundary of several slots whose heats come later (step_heats.py): their contexts
+        are logged in row `at` of each slot's boundary log. Returns each slot's snapshot (its
+        context sums; no temperatures: a reader settles the heats first)."""
+        device = self.device
+        index = torch.tensor(slots, dtype=torch.long, device=device)
+        self.model.record_boundaries(self.cache, index, torch.tensor(at, dtype=torch.long, device=device))
+        ctx_sum = self.cache.ctx_sum.index_select(1, index)  # a copy
+        return [SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=None, log_tau=None, row=i)
+                for i, (n, p) in enumerate(zip(lengths, next_pos))]
+
+    @torch.no_grad()
+    def boundary_heats(self, slots: list[int], seen: list[list[int]], in_step: list[list[int]]) -> torch.Tensor:
+        """The heats of the boundaries logged for `slots`: row b's boundary k saw the first
+        seen[b][k] entries, the last in_step[b][k] of which are its step's (0: the prompt's
+        boundary, no heat). Returns [B * K] on the device (K the longest log), row-major."""
+        device = self.device
+        k = max(map(len, seen))
+        t = max(max(row) for row in seen)
+        seen_t = torch.tensor([row + [0] * (k - len(row)) for row in seen], dtype=torch.long, device=device)
+        entries, owner = [], []
+        for b, (row, steps) in enumerate(zip(seen, in_step)):
+            for j, (n, m) in enumerate(zip(row, steps)):
+                entries += range(b * t + n - m, b * t + n)
+                owner += [b * k + j] * m
+        last = torch.tensor([len(row) - 1 for row in seen], dtype=torch.long, device=device)
+        return self.model.boundary_heats(self.cache, torch.tensor(slots, dtype=torch.long, device=device), seen_t, last,
+                                         torch.tensor(entries, dtype=torch.long, device=device),
+                                         torch.tensor(owner, dtype=torch.long, device=device))
+
     def snapshot(self, slot: int) -> SlotSnapshot:
         return self.cache.snapshot(slot)
 

@@ -115,6 +115,7 @@ class Sequence:
         pause_at_boundaries: bool = False,
         commit_steps: bool = True,
         prefill_budget: PrefillBudget | None = None,
+        heat_at_boundary: bool = True,
     ) -> None:
         if not prompt_ids:
             raise ValueError("a sequence needs at least one prompt token")
@@ -127,6 +128,9 @@ class Sequence:
         if prefill_budget is not None and not commit_steps:
             raise ValueError("a prefill budget ranks by temperature: it needs commit_steps")
         self.prefill_budget = prefill_budget
+        # whether `heat` must be known at each boundary (the caller decides on it); if not, and
+        # guidance is off, heats are computed later, many at once (step_heats.py)
+        self.heat_at_boundary = heat_at_boundary
         self.prefill_kept: int | None = None  # entries the prompt's forward kept (prefill_budget)
 
         self.status = SequenceStatus.WAITING
@@ -143,7 +147,9 @@ class Sequence:
         self.needs_draw = False  # resumed with sampling: draws from `logits` at the next step
         self.num_draws = 0  # draws so far, never rolled back: the counter of the sampling noise
         self.step_start = 0  # first position of the step in progress
-        self.heat: float | None = None  # mean temperature of the step just finished (at a boundary)
+        self.heat: float | None = None  # mean temperature of the step just finished (at a boundary; None if deferred)
+        self.step_heats: list[float] = []  # the heat of each step so far (Engine.step_heats settles the deferred)
+        self.boundaries: list = []  # step_heats.Boundary: logged boundaries whose heats are deferred
         self.boundary_checkpoint: Checkpoint | None = None  # taken with the commit; None after an eviction
         self.probe: ProbeState | None = None
         self.line_start = 0  # index in output_ids where the current line starts

@@ -254,6 +254,37 @@ class QuasarForCausalLM(nn.Module):
         return log_tau, bc
 
     @torch.no_grad()
+    def record_boundaries(self, cache: TemperatureKVCache, slots: torch.Tensor, at: torch.Tensor) -> None:
+        """Step boundary of `slots` [S] whose heats come later (engine/step_heats.py): fold each
+        finished step into its context and log [B c ; E c] in row `at` [S] of the slot's
+        boundary log. The hops, the temperatures and the slot's bc wait for `boundary_heats`."""
+        cache.record_boundaries(slots, at, self.stacked_ttm.context(cache.commit_context(slots)))
+
+    @torch.no_grad()
+    def boundary_heats(self, cache: TemperatureKVCache, slots: torch.Tensor, seen: torch.Tensor, last: torch.Tensor,
+                       step_entries: torch.Tensor, step_owner: torch.Tensor) -> torch.Tensor:
+        """The logged boundaries of `slots` [B], all at once: boundary k of row b saw the slot's
+        first seen[b, k] entries (0 past the row's log) and its chain context hops over them,
+        every boundary's query a row of one matrix product per hop. Returns the mean
+        temperature, over layers and over its step's entries, of each boundary: [B * K], from
+        step_entries [M] (flat indices into [B, T] of the steps' tokens, T = seen.max()) and
+        step_owner [M] (each one's boundary, flat into [B, K]). Sets each slot's bc to its row
+        `last` [B] (its newest boundary), as the commits would have left it."""
+        b, k = seen.shape
+        t = int(seen.max())
+        layers, r = cache.ah.shape[0], cache.ah.shape[-1]
+        ah = cache.first_rows(cache.ah, slots, t)  # [L, B, T, r]
+        visible = torch.arange(t, device=seen.device)[None, None, :] < seen[:, :, None]  # [B, K, T]
+        ctx = self.stacked_ttm.steps_chain_context(cache.first_rows(cache.boundary_ctx, slots, k), ah, visible)
+        width = ctx.shape[-1]
+        cache.bc.index_copy_(1, slots, ctx[:, torch.arange(b, device=slots.device), last])
+        log_tau = self.stacked_ttm.log_temperature(ah.view(layers, b * t, r).index_select(1, step_entries),
+                                                   ctx.view(layers, b * k, width).index_select(1, step_owner))
+        tau = log_tau.float().exp_().mean(0)  # [M]
+        counts = torch.bincount(step_owner, minlength=b * k).clamp_(min=1)
+        return torch.zeros(b * k, dtype=tau.dtype, device=tau.device).index_add_(0, step_owner, tau) / counts
+
+    @torch.no_grad()
     def refresh_temperatures(self, cache: TemperatureKVCache, slot: int) -> None:
         """Every live entry of `slot` re-read under the slot's current context (what the last
         commit would have written had it refreshed them all)."""

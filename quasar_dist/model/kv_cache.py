@@ -6,6 +6,8 @@ contiguous range of slots as views, no copies; docs/engine.md has the measuremen
   ah       [layers, slots + 1, max_len, ttm_dim]               A h_i, the cached temperature projection
   log_tau  [layers, slots + 1, max_len]  float32               log temperature; -inf for dead entries
   bc       [layers, slots + 1, context_width]                  [B c ; E c] (2 ttm_dim; with hops [B c ; q_0 .. q_H]) for the slot's current context
+  boundary_ctx [layers, slots + 1, BOUNDARY_LOG, 2 ttm_dim]    [B c ; E c] of the boundaries whose heats are not computed yet
+                                                               (the engine's deferred heats, engine/step_heats.py)
 `max_len` is the entries a slot holds (the engine's `slot_entries`), not a sequence's positions:
 those are tracked apart (`positions`, `next_pos`) and may run further when eviction keeps a
 slot small (docs/gsot.md "Memory"). The extra last slot is scratch: writes of padding tokens and of rows that only fill a batch go
@@ -35,6 +37,9 @@ from .cache_batch import CacheBatch
 
 DEAD = float("-inf")
 SCORES = ("max", "mean")
+BOUNDARY_LOG = 32
+"""Boundaries a slot records before their heats must be computed (engine/step_heats.py): more
+than the steps of most tasks (max_steps is 16 by default), so most sequences compute theirs once."""
 
 
 def combine_layers(log_tau: torch.Tensor, over_layers: str) -> torch.Tensor:
@@ -56,7 +61,7 @@ class SlotSnapshot:
     next_pos: int
     ctx_sum: torch.Tensor  # [layers, d], or [layers, S, d] with row
     ctx_count: float
-    bc: torch.Tensor  # [layers, r], or [layers, S, r] with row
+    bc: torch.Tensor | None  # [layers, r], or [layers, S, r] with row; None: not kept (deferred heats)
     log_tau: torch.Tensor | None  # [layers, length], or [layers, N] packed with row and offset; None: not kept
     row: int | None = None
     offset: int = 0  # where this slot's entries start in a packed log_tau
@@ -67,7 +72,7 @@ class SlotSnapshot:
             return self.ctx_sum, self.bc, self.log_tau
         i, start = self.row, self.offset
         log_tau = None if self.log_tau is None else self.log_tau[:, start : start + self.length]
-        return self.ctx_sum[:, i], self.bc[:, i], log_tau
+        return self.ctx_sum[:, i], None if self.bc is None else self.bc[:, i], log_tau
 
 
 class TemperatureKVCache:
@@ -96,6 +101,7 @@ class TemperatureKVCache:
         self.ah = torch.zeros(num_layers, rows, max_len, ttm_dim, dtype=dtype, device=device)
         self.log_tau = torch.full((num_layers, rows, max_len), DEAD, dtype=torch.float32, device=device)
         self.bc = torch.zeros(num_layers, rows, context_width or 2 * ttm_dim, dtype=dtype, device=device)
+        self.boundary_ctx = torch.zeros(num_layers, rows, BOUNDARY_LOG, 2 * ttm_dim, dtype=dtype, device=device)
         self.context = context
         self.positions = torch.zeros(rows, max_len, dtype=torch.long, device=device)
         self.length = torch.zeros(rows, dtype=torch.long, device=device)
@@ -108,12 +114,13 @@ class TemperatureKVCache:
 
     @staticmethod
     def bytes_per_slot(model, max_len: int) -> int:
-        """What one slot of `model.allocate_cache` takes (k, v, A h, log tau, positions)."""
+        """What one slot of `model.allocate_cache` takes (k, v, A h, log tau, positions, and its
+        boundary log)."""
         cfg = model.config
         attn = model.model.layers[0].self_attn
         width = model.lm_head.weight.element_size()
         per_entry = cfg.num_layers * ((2 * attn.local_kv_heads * cfg.head_dim + cfg.ttm_dim) * width + 4) + 8
-        return per_entry * max_len
+        return per_entry * max_len + cfg.num_layers * BOUNDARY_LOG * 2 * cfg.ttm_dim * width
 
     @property
     def device(self) -> torch.device:
@@ -140,7 +147,7 @@ class TemperatureKVCache:
             self.ah[:, d, :upto] = self.ah[:, s, :upto]
         src_index = torch.tensor(src, dtype=torch.long, device=self.device)
         dst_index = torch.tensor(dst, dtype=torch.long, device=self.device)
-        for buf in (self.log_tau, self.bc, self.ctx_sum, self.pend_sum, self.pend_last):
+        for buf in (self.log_tau, self.bc, self.boundary_ctx, self.ctx_sum, self.pend_sum, self.pend_last):
             buf.index_copy_(1, dst_index, buf.index_select(1, src_index))
         for buf in (self.positions, self.length, self.next_pos, self.ctx_count, self.pend_count):
             buf.index_copy_(0, dst_index, buf.index_select(0, src_index))
@@ -207,6 +214,20 @@ class TemperatureKVCache:
         count = self.ctx_count.index_select(0, slots).clamp_(min=1.0)
         return self.ctx_sum.index_select(1, slots).div_(count.unsqueeze(-1))
 
+    def record_boundaries(self, slots: torch.Tensor, at: torch.Tensor, ctx: torch.Tensor) -> None:
+        """Row `at` [S] of each slot's boundary log gets its boundary's [B c ; E c] ctx [layers, S, 2r]."""
+        layers, width = self.boundary_ctx.shape[0], self.boundary_ctx.shape[-1]
+        flat = slots * self.boundary_ctx.shape[2] + at
+        self.boundary_ctx.view(layers, -1, width).index_copy_(1, flat, ctx.to(self.boundary_ctx.dtype))
+
+    def first_rows(self, buffer: torch.Tensor, slots: torch.Tensor, count: int) -> torch.Tensor:
+        """The first `count` rows of each slot in a per-slot buffer [layers, slots + 1, rows, ...]
+        (A h: the first entries; boundary_ctx: the logged boundaries): [layers, S, count, ...],
+        one gather of whole rows."""
+        layers, stride, rest = buffer.shape[0], buffer.shape[2], buffer.shape[3:]
+        flat = (slots.unsqueeze(1) * stride + torch.arange(count, device=slots.device)).reshape(-1)
+        return buffer.view(layers, -1, *rest).index_select(1, flat).view(layers, slots.numel(), count, *rest)
+
     def snapshot(self, slot: int) -> SlotSnapshot:
         n = int(self.length[slot])
         return SlotSnapshot(
@@ -229,7 +250,8 @@ class TemperatureKVCache:
         self.ctx_count[slot] = snap.ctx_count
         self.pend_sum[:, slot] = 0
         self.pend_count[slot] = 0
-        self.bc[:, slot] = bc
+        if bc is not None:  # None: taken where the context was only logged (deferred heats)
+            self.bc[:, slot] = bc
         if log_tau is not None:  # None: the snapshot kept no temperatures (the runner's lazy refresh)
             self.log_tau[:, slot, : snap.length] = log_tau
         self.log_tau[:, slot, snap.length :] = DEAD

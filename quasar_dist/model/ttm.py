@@ -216,6 +216,17 @@ class StackedTTM:
         layers = ctx.shape[0]
         return packed_chain_context(ctx, ah, owner, G[:layers], keep[:layers], beta[:layers], self.hops)
 
+    def steps_chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """Many steps of each row at once (the engine's deferred heats): [B c ; E c] [L, B, K, 2r]
+        of K steps, each hopping over the entries of ah [L, B, T, r] it sees (visible [B, K, T])
+        -> [L, B, K, (H + 2) r]; without hops, ctx as it is."""
+        if not self.hops:
+            return ctx
+        G, keep, beta, _ = self._weights()[4]
+        layers = G.shape[0]
+        return dense_chain_context(ctx, ah, visible, G.unsqueeze(1), keep.view(layers, 1, 1, 1),
+                                   beta.view(layers, 1, 1, 1), self.hops)
+
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """log tau of the first l layers (`readout`): ah [l, ..., r] and the context [l, ..., (2 + H) r]
         broadcastable to it. Returns [l, ...]."""

@@ -24,8 +24,11 @@ def unit(x: torch.Tensor) -> torch.Tensor:
 
 def dense_chain_context(ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tensor, G: torch.Tensor,
                         keep: torch.Tensor, beta: torch.Tensor, hops: int) -> torch.Tensor:
-    """ctx [B, S, 2r] ([B c ; E c] per step), ah [B, T, r], visible [B, S, T] (key t before step
-    s) -> [B, S, (H + 2) r]. A step that sees nothing gets zero queries."""
+    """ctx [..., S, 2r] ([B c ; E c] per step), ah [..., T, r], visible [..., S, T] (key t
+    before step s) -> [..., S, (H + 2) r]. A step that sees nothing gets zero queries. The
+    leading dims broadcast: training passes [B] with one layer's G [r, r] and keep, beta [1];
+    the engine's deferred heats pass [L, B] with G [L, 1, r, r] and keep, beta [L, 1, 1, 1]
+    (every step's query a row of one matrix product per hop)."""
     r = ah.shape[-1]
     keys = unit(ah)
     q = unit(ctx[..., r:])
@@ -33,9 +36,9 @@ def dense_chain_context(ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tens
     hidden = torch.finfo(ah.dtype).min  # finite: a row with no visible key must not give NaN gradients
     sees_any = visible.any(-1, keepdim=True)
     for _ in range(hops):
-        logits = (beta * q @ keys.transpose(1, 2)).masked_fill(~visible, hidden)  # [B, S, T]
+        logits = (beta * q @ keys.transpose(-1, -2)).masked_fill(~visible, hidden)  # [..., S, T]
         p = torch.softmax(logits, -1) * sees_any  # a step that sees nothing reads nothing
-        q = unit((p @ ah) @ G.T + keep * q)
+        q = unit((p @ ah) @ G.transpose(-1, -2) + keep * q)
         queries.append(q)
     return torch.cat([ctx[..., :r]] + queries, -1)
 

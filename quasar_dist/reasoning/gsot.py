@@ -3,7 +3,9 @@
 The engine has already fed the step's newline and committed (context update + temperature
 refresh from cached A h). Here, in order:
   1. heat = mean temperature of the step's tokens; a step colder than backtrack_below is rolled
-     back to the previous boundary and resampled (retry_temperature), at most max_retries times;
+     back to the previous boundary and resampled (retry_temperature), at most max_retries times
+     (without backtracking nothing decides on the heat at the boundary, and the engine computes
+     the heats of all steps later, at once: engine/step_heats.py);
   2. accepted: evict entries colder than evict_below (sinks and recent entries protected; after
      prefill also all but the kv_budget warmest prompt entries), then
      checkpoint (the next step's backtrack target). Temperatures are read from the cache only
@@ -28,13 +30,12 @@ class GsotPolicy(Policy):
         if seq.num_steps == 0:
             self._accept(task)
             return
-        heat = seq.heat  # computed with the boundary's commit, batched across sequences
-        if heat < cfg.backtrack_below and task.retries < cfg.max_retries:
+        heat = seq.heat  # computed with the boundary's commit; None when nothing decides on it (deferred)
+        if heat is not None and heat < cfg.backtrack_below and task.retries < cfg.max_retries:
             task.retries += 1
             self.engine.rollback(seq, task.checkpoint)
             self.engine.resume(seq, temperature=cfg.retry_temperature)
             return
-        task.heats.append(heat)
         task.retries = 0
         self._accept(task)
 
@@ -74,6 +75,10 @@ class GsotPolicy(Policy):
             self.engine.resume(seq)  # trial probes off: a product of probabilities never reaches 1
             return
         self.engine.probe(seq, self.mark_ids, cfg.probe_tokens)
+
+    def finish(self, task: Task, stop_reason: str, answer: str | None) -> None:
+        task.heats = self.engine.step_heats(task.seq)  # every accepted step's (a rejected one was rolled back)
+        super().finish(task, stop_reason, answer)
 
     def on_probe(self, task: Task) -> None:
         seq, cfg = task.seq, self.config

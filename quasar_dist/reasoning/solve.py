@@ -110,9 +110,14 @@ def _make_task(index: int, prompt, tokenizer, config: ReasoningConfig, engine: E
     seq = Sequence(
         index, ids, sampling,
         max_new_tokens=config.max_new_tokens, pause_at_boundaries=True, commit_steps=commit_steps,
-        prefill_budget=budget,
+        prefill_budget=budget, heat_at_boundary=backtracks(config),
     )
     return Task(index, seq, prompt_tokens=len(ids))
+
+
+def backtracks(config: ReasoningConfig) -> bool:
+    """Whether GSoT decides on each step's heat at its boundary (else heats may come later)."""
+    return config.mode == "gsot" and config.backtrack_below > 0 and config.max_retries > 0
 
 
 def _refusal(n: int, budget: PrefillBudget | None, room: int, engine: Engine) -> str | None:
