@@ -209,9 +209,8 @@ def test_incremental_decode_matches_full_forward(hf_pair, mode, context):
         steps = [append(ids[:, : bounds[0]])]
         for pos in range(bounds[0], t_total):
             if pos in bounds:
-                n = int(cache.length[1])  # slot 1's live entries, packed: owner 0, flat indices
-                model.commit_steps(cache, torch.tensor([1]), torch.zeros(n, dtype=torch.long),
-                                   cache.max_len + torch.arange(n))
+                n = int(cache.length[1])  # slot 1's live entries
+                model.commit_steps(cache, torch.tensor([1]), torch.tensor([n]), n)
             steps.append(append(ids[:, pos : pos + 1]))
     inc = torch.cat(steps, dim=1)
     assert (inc - full).abs().max() <= model_bound(model, full)

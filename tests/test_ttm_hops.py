@@ -181,3 +181,26 @@ def test_deferred_heats_equal_the_commits(settings, monkeypatch):
         assert a["step_temperature"] == pytest.approx(b["step_temperature"], abs=bound)
         skip = ("latency_s", "step_temperature")
         assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_steps_chain_context_equals_the_dense_form(dtype):
+    """The deferred heats' layout (K boundaries per slot, all layers, each reading a prefix of
+    its slot's entries) gives the dense form's queries for every boundary that sees anything."""
+    from quasar_dist.model.ttm_hops import steps_chain_context
+
+    g = torch.Generator().manual_seed(1)
+    layers, rows, k, t, r, hops = 3, 4, 3, 9, 5, 4
+    ctx = torch.randn(layers, rows, k, 2 * r, generator=g, dtype=dtype)
+    ah = torch.randn(layers, rows, t, r, generator=g, dtype=dtype)
+    G = 0.5 * torch.randn(layers, r, r, generator=g, dtype=dtype)
+    keep = torch.rand(layers, generator=g, dtype=dtype)
+    beta = 4 + 4 * torch.rand(layers, generator=g, dtype=dtype)
+    seen = torch.randint(1, t + 1, (rows, k), generator=g)
+    seen[1, 2] = 0  # past row 1's log
+    visible = torch.arange(t)[None, None, :] < seen[:, :, None]
+    dense = dense_chain_context(ctx, ah, visible, G.unsqueeze(1), keep.view(-1, 1, 1, 1), beta.view(-1, 1, 1, 1), hops)
+    steps = steps_chain_context(ctx, ah, seen, G, keep, beta, hops)
+    assert steps.shape == dense.shape == (layers, rows, k, (hops + 2) * r)
+    logged = seen > 0
+    assert (dense - steps)[:, logged].abs().max() <= rounding_bound(dtype, magnitude=1.0, depth=hops * 4, width=t * r)

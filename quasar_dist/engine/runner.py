@@ -86,33 +86,26 @@ class ModelRunner:
     def commit(self, slots: list[int], lengths: list[int], next_pos: list[int],
                in_step: list[int]) -> tuple[torch.Tensor, list[SlotSnapshot]]:
         """Step boundary of several slots at once: context update + temperature refresh of their
-        live entries, packed (model.commit_steps). `lengths`: each slot's live entries;
+        live entries, each slot's laid out as a row (model.commit_steps). `lengths`: each slot's live entries;
         `next_pos`: its next position; `in_step`: how many of its last entries the step just
         finished fed (nothing is evicted inside a step, so they are the step's tokens). Returns
         each slot's heat [S] on the device (mean temperature over layers and over the step's
         entries) and a snapshot of each slot as it is now (for rollback; views of a few batched
         copies, sliced only if used)."""
-        device, max_len = self.device, self.cache.max_len
+        device = self.device
         index = torch.tensor(slots, dtype=torch.long, device=device)
-        offsets, step_entries, step_owner = packed_layout(lengths, in_step)
-        counts = torch.tensor(lengths, dtype=torch.long, device=device)
-        owner = torch.repeat_interleave(torch.arange(len(slots), device=device), counts)  # [N]
-        first = torch.tensor(offsets, dtype=torch.long, device=device)
-        entries = (index * max_len - first).index_select(0, owner) + torch.arange(owner.numel(), device=device)
-        step_index = torch.tensor([step_entries, step_owner], dtype=torch.long, device=device)
-        if self.lazy_refresh:  # only the step's entries: nothing reads the others before `_fresh`
-            step_tau, bc = self.model.commit_steps(self.cache, index, owner, entries, refresh=step_index[0])
-            tau, log_tau = step_tau.exp_().mean(0), None  # a rollback keeps no temperatures: readers refresh
-        else:
-            log_tau, bc = self.model.commit_steps(self.cache, index, owner, entries)  # [L, N], [L, S, 2r]
-            tau = log_tau.index_select(1, step_index[0]).exp_().mean(0)  # the step's entries only
-        heat_sum = torch.zeros(len(slots), dtype=tau.dtype, device=device).index_add_(0, step_index[1], tau)
-        heats = heat_sum / torch.tensor([max(k, 1) for k in in_step], dtype=tau.dtype, device=device)
+        seen = torch.tensor(lengths, dtype=torch.long, device=device)
+        steps = torch.tensor(in_step, dtype=torch.long, device=device)
+        log_tau, bc = self.model.commit_steps(self.cache, index, seen, max(lengths), write=not self.lazy_refresh)  # [L, S, T]
+        entry = torch.arange(log_tau.shape[-1], device=device)[None, :]
+        in_this_step = (entry >= (seen - steps)[:, None]) & (entry < seen[:, None])  # [S, T]
+        heats = (log_tau.exp().mean(0) * in_this_step).sum(-1) / steps.clamp(min=1).to(log_tau.dtype)
+        if self.lazy_refresh:
+            log_tau = None  # a rollback keeps no temperatures: readers refresh
         ctx_sum = self.cache.ctx_sum.index_select(1, index)  # a copy
         snapshots = [
-            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau,
-                         row=i, offset=o)
-            for i, (n, p, o) in enumerate(zip(lengths, next_pos, offsets))
+            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau, row=i)
+            for i, (n, p) in enumerate(zip(lengths, next_pos))
         ]  # ctx_count: at a boundary every fed token has joined the context
         return heats, snapshots
 
@@ -175,18 +168,6 @@ class ModelRunner:
     def evict(self, slot: int, keep: torch.Tensor) -> int:
         """Drop the live entries where keep [n] is False; returns how many were dropped."""
         return self.cache.evict(slot, keep.to(self.device))
-
-
-def packed_layout(lengths: list[int], in_step: list[int]) -> tuple[list[int], list[int], list[int]]:
-    """Slots' live entries packed one after another: where each slot's start (offsets), and the
-    packed index and slot row of every entry of the step just finished (its last in_step[i])."""
-    offsets, step_entries, step_owner, at = [], [], [], 0
-    for i, (n, k) in enumerate(zip(lengths, in_step)):
-        offsets.append(at)
-        step_entries += range(at + n - k, at + n)
-        step_owner += [i] * k
-        at += n
-    return offsets, step_entries, step_owner
 
 
 def prefill_drop_of(budgets: list[PrefillBudget | None], feeds: list[list[int]]) -> PrefillDrop:

@@ -18,7 +18,7 @@ from .attention import Attention, cached_attention, guided_attention
 from .cache_batch import CacheBatch, live_bias
 from .config import GUIDANCE_MODES, ModelConfig
 from .fused import FusedProjections
-from .kv_cache import TemperatureKVCache
+from .kv_cache import DEAD, TemperatureKVCache
 from .prefill_drop import PrefillDrop, check_prefill_drop, drop_cold_tokens
 from .rope import RotaryEmbedding, signed
 from .ttm import StackedTTM, TokenTemperature
@@ -232,25 +232,23 @@ class QuasarForCausalLM(nn.Module):
         return self.lm_head(self.model.norm(h))
 
     @torch.no_grad()
-    def commit_steps(self, cache: TemperatureKVCache, slots: torch.Tensor, owner: torch.Tensor,
-                     entries: torch.Tensor, refresh: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step boundary of `slots` [S]: fold each finished step into its context, recompute B c,
-        and refresh the live entries' temperatures from their cached A h (the temperature cache),
-        for all slots and layers at once. The live entries are given packed: `entries` [N] their
-        flat indices into a [slots * max_len] buffer, `owner` [N] the position in `slots` of each
-        one's slot (no padding to the longest). `refresh` [M]: which of them (packed indices) to
-        read out, without writing them (a lazy cache, kv_cache.py); None = all of them, written.
-        Returns their log tau [L, M] and the slots' new context [L, S, (2 + H) r] ([B c ; E c],
-        or with hops [B c ; q_0 .. q_H] read from the same live entries: those before the new step)."""
-        layers, r = cache.ah.shape[0], cache.ah.shape[-1]
-        ah = cache.ah.view(layers, -1, r).index_select(1, entries)  # [L, N, r]
-        bc = self.stacked_ttm.chain_context(self.stacked_ttm.context(cache.commit_context(slots)), ah, owner)
+    def commit_steps(self, cache: TemperatureKVCache, slots: torch.Tensor, seen: torch.Tensor, longest: int,
+                     write: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step boundary of `slots` [S]: fold each finished step into its context, recompute B c
+        (with hops [B c ; q_0 .. q_H], read from the slot's live entries: seen [S] of them, the
+        step just finished included), and read out every live entry's temperature from its
+        cached A h (the temperature cache), for all slots and layers at once, laid out as each
+        slot's first T = longest = max(seen) entries (one gather of whole rows). Returns log tau
+        [L, S, T] (-inf past a slot's live entries) and the new context [L, S, (2 + H) r];
+        `write`: store the temperatures in the cache (not for a lazy one, kv_cache.py)."""
+        ah = cache.first_rows(cache.ah, slots, longest)  # [L, S, T, r]
+        ctx = self.stacked_ttm.context(cache.commit_context(slots)).unsqueeze(2)  # [L, S, 1, 2r]
+        bc = self.stacked_ttm.steps_chain_context(ctx, ah, seen.unsqueeze(1))[:, :, 0]
         cache.bc.index_copy_(1, slots, bc)
-        if refresh is not None:
-            ah, owner = ah.index_select(1, refresh), owner.index_select(0, refresh)
-        log_tau = self.stacked_ttm.log_temperature(ah, bc.index_select(1, owner)).float()  # [L, M]
-        if refresh is None:
-            cache.log_tau.view(layers, -1).index_copy_(1, entries, log_tau)
+        log_tau = self.stacked_ttm.log_temperature(ah, bc.unsqueeze(2)).float()  # [L, S, T]
+        log_tau.masked_fill_(torch.arange(longest, device=seen.device)[None, :] >= seen[:, None], DEAD)
+        if write:
+            cache.write_first_rows(cache.log_tau, slots, log_tau)
         return log_tau, bc
 
     @torch.no_grad()
@@ -274,8 +272,7 @@ class QuasarForCausalLM(nn.Module):
         t = int(seen.max())
         layers, r = cache.ah.shape[0], cache.ah.shape[-1]
         ah = cache.first_rows(cache.ah, slots, t)  # [L, B, T, r]
-        visible = torch.arange(t, device=seen.device)[None, None, :] < seen[:, :, None]  # [B, K, T]
-        ctx = self.stacked_ttm.steps_chain_context(cache.first_rows(cache.boundary_ctx, slots, k), ah, visible)
+        ctx = self.stacked_ttm.steps_chain_context(cache.first_rows(cache.boundary_ctx, slots, k), ah, seen)
         width = ctx.shape[-1]
         cache.bc.index_copy_(1, slots, ctx[:, torch.arange(b, device=slots.device), last])
         log_tau = self.stacked_ttm.log_temperature(ah.view(layers, b * t, r).index_select(1, step_entries),

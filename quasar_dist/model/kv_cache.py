@@ -62,16 +62,15 @@ class SlotSnapshot:
     ctx_sum: torch.Tensor  # [layers, d], or [layers, S, d] with row
     ctx_count: float
     bc: torch.Tensor | None  # [layers, r], or [layers, S, r] with row; None: not kept (deferred heats)
-    log_tau: torch.Tensor | None  # [layers, length], or [layers, N] packed with row and offset; None: not kept
+    log_tau: torch.Tensor | None  # [layers, length], or [layers, S, T >= length] with row; None: not kept
     row: int | None = None
-    offset: int = 0  # where this slot's entries start in a packed log_tau
 
     def slot_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ctx_sum, bc, log_tau) of this slot alone."""
         if self.row is None:
             return self.ctx_sum, self.bc, self.log_tau
-        i, start = self.row, self.offset
-        log_tau = None if self.log_tau is None else self.log_tau[:, start : start + self.length]
+        i = self.row
+        log_tau = None if self.log_tau is None else self.log_tau[:, i, : self.length]
         return self.ctx_sum[:, i], None if self.bc is None else self.bc[:, i], log_tau
 
 
@@ -227,6 +226,13 @@ class TemperatureKVCache:
         layers, stride, rest = buffer.shape[0], buffer.shape[2], buffer.shape[3:]
         flat = (slots.unsqueeze(1) * stride + torch.arange(count, device=slots.device)).reshape(-1)
         return buffer.view(layers, -1, *rest).index_select(1, flat).view(layers, slots.numel(), count, *rest)
+
+    def write_first_rows(self, buffer: torch.Tensor, slots: torch.Tensor, values: torch.Tensor) -> None:
+        """The inverse of `first_rows`: values [layers, S, count, ...] into each slot's first rows."""
+        layers, stride, rest = buffer.shape[0], buffer.shape[2], buffer.shape[3:]
+        count = values.shape[2]
+        flat = (slots.unsqueeze(1) * stride + torch.arange(count, device=slots.device)).reshape(-1)
+        buffer.view(layers, -1, *rest).index_copy_(1, flat, values.reshape(layers, -1, *rest).to(buffer.dtype))
 
     def snapshot(self, slot: int) -> SlotSnapshot:
         n = int(self.length[slot])

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ttm_hops import dense_chain_context, packed_chain_context, unit
+from .ttm_hops import dense_chain_context, packed_chain_context, steps_chain_context, unit
 
 
 MATCH_UNIT = 8.0
@@ -141,9 +141,13 @@ class TokenTemperature(nn.Module):
 
 
 def best_match(ah: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-    """max_j unit(A h) . q_j: A h [..., r] against the flat queries [..., (H + 1) r] (broadcast)."""
+    """max_j unit(A h) . q_j: A h [..., r] against the flat queries [..., (H + 1) r] (broadcast).
+    Where one set of queries serves a row of entries (queries [..., 1, W], ah [..., T, r]: a
+    boundary's refresh) it is one batched matmul, with no [..., T, H + 1, r] temporary."""
     r = ah.shape[-1]
     q = queries.unflatten(-1, (queries.shape[-1] // r, r))  # [..., H + 1, r]
+    if ah.dim() >= 2 and q.dim() == ah.dim() + 1 and q.shape[-3] == 1 and ah.shape[-2] > 1 and q.shape[:-3] == ah.shape[:-2]:
+        return torch.matmul(unit(ah), q.squeeze(-3).transpose(-1, -2)).amax(-1)
     return (unit(ah).unsqueeze(-2) * q).sum(-1).amax(-1)
 
 
@@ -216,16 +220,14 @@ class StackedTTM:
         layers = ctx.shape[0]
         return packed_chain_context(ctx, ah, owner, G[:layers], keep[:layers], beta[:layers], self.hops)
 
-    def steps_chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    def steps_chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
         """Many steps of each row at once (the engine's deferred heats): [B c ; E c] [L, B, K, 2r]
-        of K steps, each hopping over the entries of ah [L, B, T, r] it sees (visible [B, K, T])
-        -> [L, B, K, (H + 2) r]; without hops, ctx as it is."""
+        of K boundaries, boundary k of row b hopping over the first seen[b, k] entries of ah
+        [L, B, T, r] -> [L, B, K, (H + 2) r]; without hops, ctx as it is."""
         if not self.hops:
             return ctx
         G, keep, beta, _ = self._weights()[4]
-        layers = G.shape[0]
-        return dense_chain_context(ctx, ah, visible, G.unsqueeze(1), keep.view(layers, 1, 1, 1),
-                                   beta.view(layers, 1, 1, 1), self.hops)
+        return steps_chain_context(ctx, ah, seen, G, keep, beta, self.hops)
 
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """log tau of the first l layers (`readout`): ah [l, ..., r] and the context [l, ..., (2 + H) r]

@@ -1,13 +1,17 @@
 """The chain context of the TTM (ModelConfig.ttm_hops; ttm.py has the formula): H hops of
 attention over the entries before a step turn its context [B c ; E c] into [B c ; q_0 .. q_H].
 
-Two layouts of the same computation:
+Three layouts of the same computation:
   dense_chain_context   training and the full forward: every step s of a [B, T] sequence at
                         once, hopping over the tokens of steps < s (a mask [B, S, T]).
   packed_chain_context  the engine: the live entries of many slots packed into [L, N, r] with
                         the slot (owner) of each, all layers at once (commit_steps, prefill
                         dropping), laid out per slot for batched matmuls. No autograd.
-A test holds them equal (tests/test_ttm_hops.py).
+  steps_chain_context   the engine's deferred heats: K logged boundaries of each of B slots,
+                        all layers, boundary k reading the slot's first seen[b, k] entries:
+                        dense's computation as 3-d batched matmuls with the mask an additive
+                        bias built once and beta folded into the keys. No autograd.
+Tests hold them equal (tests/test_ttm_hops.py).
 """
 from __future__ import annotations
 
@@ -49,25 +53,40 @@ def packed_chain_context(ctx: torch.Tensor, ah: torch.Tensor, owner: torch.Tenso
     """ctx [L, S, 2r], ah [L, N, r] (the entries before the step, packed slot by slot: `owner`
     [N], each entry's row of S, is non-decreasing) -> [L, S, (H + 2) r]. G [L, r, r], keep and
     beta [L]. The entries are laid out once per call as [L, S, longest, r] (dead places masked),
-    so that every hop is two batched matmuls and a softmax: on CPU far fewer passes over memory
-    than per-entry gathers and scatters (docs/engine.md)."""
+    so that every hop is a few batched matmuls and a softmax (steps_chain_context with one step
+    per slot): on CPU far fewer passes over memory than per-entry gathers and scatters
+    (docs/engine.md)."""
     layers, slots, r = ctx.shape[0], ctx.shape[1], ah.shape[-1]
     counts = torch.bincount(owner, minlength=slots)
     longest = int(counts.max()) if owner.numel() else 0
     start = torch.cumsum(counts, 0) - counts
     place = torch.arange(owner.numel(), device=owner.device) - start.index_select(0, owner)
-    live = torch.arange(longest, device=owner.device)[None, :] < counts[:, None]  # [S, longest]
-    padded = ah.new_zeros(layers, slots, longest, r)
+    padded = ah.new_zeros(layers, slots, longest, r)  # dead places 0: a slot with no entry reads 0, as dense's
     padded[:, owner, place] = ah
-    keys = unit(padded)
-    q = unit(ctx[..., r:])
+    return steps_chain_context(ctx.unsqueeze(2), padded, counts.unsqueeze(1), G, keep, beta, hops)[:, :, 0]
+
+
+@torch.no_grad()
+def steps_chain_context(ctx: torch.Tensor, ah: torch.Tensor, seen: torch.Tensor, G: torch.Tensor,
+                        keep: torch.Tensor, beta: torch.Tensor, hops: int) -> torch.Tensor:
+    """ctx [L, B, K, 2r] of K boundaries per slot, ah [L, B, T, r] each slot's first T entries,
+    seen [B, K] (boundary k of slot b reads its first seen[b, k] entries) -> [L, B, K, (H + 2) r].
+    G [L, r, r], keep and beta [L]. A boundary that sees nothing (seen 0) reads the mean of the
+    slot's T entries: dense_chain_context's 0 where those are zeros (packed_chain_context's
+    padding); in the deferred heats such rows are past a slot's log, and nobody reads them. Per hop three batched matmuls and a softmax (~1.8x dense's time here)."""
+    layers, rows, k = ctx.shape[:3]
+    t, r = ah.shape[2], ah.shape[3]
+    keys = unit(ah).mul_(beta.view(layers, 1, 1, 1)).view(layers * rows, t, r).transpose(1, 2)  # beta k
+    values = ah.reshape(layers * rows, t, r)
+    dead = torch.arange(t, device=seen.device)[None, None, :] >= seen[:, :, None]  # [B, K, T]
+    bias = ah.new_zeros(rows, k, t).masked_fill_(dead, torch.finfo(ah.dtype).min)
+    bias = bias.expand(layers, rows, k, t).reshape(layers * rows, k, t)
+    G_t, keep = G.transpose(1, 2), keep.view(layers, 1, 1)
+    q = unit(ctx[..., r:]).reshape(layers * rows, k, r)
     queries = [q]
-    hidden = torch.finfo(ah.dtype).min  # finite: a slot with no entry gets a uniform row, read as 0 below
-    sees_any = (counts > 0).to(ah.dtype)[None, :, None]
     for _ in range(hops):
-        logits = torch.matmul(keys, q.unsqueeze(-1)).squeeze(-1).mul_(beta[:, None, None])  # [L, S, longest]
-        p = torch.softmax(logits.masked_fill_(~live, hidden), -1)
-        read = torch.matmul(p.unsqueeze(-2), padded).squeeze(-2) * sees_any  # [L, S, r]
-        q = unit(torch.baddbmm(keep[:, None, None] * q, read, G.transpose(1, 2)))
+        p = torch.softmax(torch.baddbmm(bias, q, keys), -1)  # [L B, K, T]
+        read = torch.bmm(p, values).view(layers, rows * k, r)
+        q = unit(torch.baddbmm(q.view(layers, rows * k, r) * keep, read, G_t)).view(layers * rows, k, r)
         queries.append(q)
-    return torch.cat([ctx[..., :r]] + queries, -1)
+    return torch.cat([ctx[..., :r]] + [x.view(layers, rows, k, r) for x in queries], -1)
