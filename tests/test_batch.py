@@ -370,3 +370,29 @@ def test_driver_stage_and_read_tasks_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_guidance_overhead_compares_equal_work():
+    """`quasar bench`'s guidance_overhead: every task generates exactly its guidance-off length
+    on both sides (the answer line and EOS do not stop it), and with guidance on its newlines are
+    committed steps; the free-running loops are reported beside it."""
+    from quasar_dist.bench.overhead import compare_guidance, fixed_length_run
+    from quasar_dist.data.tasks import make_tasks
+    from quasar_dist.engine import StopRule
+    from quasar_dist.model import load_with_tokenizer
+
+    model, tokenizer = load_with_tokenizer("tiny")
+    tasks = [t for kind in ("arith", "logic") for t in make_tasks(kind, 3, 9001, "test")]
+    result = compare_guidance(model, tokenizer, tasks, batch_size=8, max_new_tokens=64, repeats=1)
+    assert result["guidance_on"] == "bias" and result["tokens_per_s_on"] > 0 and result["tokens_per_s_off"] > 0
+    assert result["overhead"] == pytest.approx(1 - result["tokens_per_s_on"] / result["tokens_per_s_off"])
+    free = result["free_running"]
+    assert 0 <= free["accuracy_on"] <= 1 and free["generated_tokens_off"] > 0
+    prompts = [tokenizer.encode_prompt(t["prompt"]) for t in tasks]
+    rule = StopRule.from_tokenizer(tokenizer)
+    rule = StopRule(newline_ids=rule.newline_ids, eos_ids=frozenset(), decode=lambda ids: "")
+    lengths = [40] * len(prompts)
+    _, generated, steps = fixed_length_run(model, rule, prompts, lengths, "bias", 8)
+    assert generated == sum(lengths) and steps > len(prompts)  # newlines still end (committed) steps
+    _, generated, steps = fixed_length_run(model, rule, prompts, lengths, "off", 8)
+    assert generated == sum(lengths) and steps == 0  # off commits nothing

@@ -32,10 +32,13 @@ def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: i
     rule = StopRule.from_tokenizer(tokenizer)
     rule = StopRule(newline_ids=rule.newline_ids, eos_ids=frozenset(), decode=lambda ids: "")  # lines, no stop
     wall = {"off": float("inf"), "on": float("inf")}
+    tokens = sum(lengths)
     for _ in range(repeats):
         for name, guidance in (("off", "off"), ("on", guided)):
-            wall[name] = min(wall[name], _fixed_length_wall(model, rule, prompts, lengths, guidance, batch_size))
-    tokens = sum(lengths)
+            seconds, generated, boundaries = fixed_length_run(model, rule, prompts, lengths, guidance, batch_size)
+            if generated != tokens:
+                raise RuntimeError(f"guidance {guidance} generated {generated} tokens, not the {tokens} asked for")
+            wall[name] = min(wall[name], seconds)
     off, on = tokens / wall["off"], tokens / wall["on"]
     free_off, free_on = runs["off"].tokens_per_s, runs["on"].tokens_per_s
     return {
@@ -48,9 +51,10 @@ def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: i
 
 
 @torch.no_grad()
-def _fixed_length_wall(model, rule: StopRule, prompts, lengths, guidance: str, batch_size: int) -> float:
-    """Seconds for every prompt to generate exactly its length, greedily, under `guidance`
-    (boundaries committed at its newlines when guidance is on, as the CoT loop commits them)."""
+def fixed_length_run(model, rule: StopRule, prompts, lengths, guidance: str, batch_size: int) -> tuple[float, int, int]:
+    """(seconds, tokens generated, steps committed) for every prompt to generate exactly its
+    length, greedily, under `guidance` (boundaries committed at its newlines when guidance is
+    on, as the CoT loop commits them)."""
     before = model.guidance
     model.guidance = guidance
     try:
@@ -63,6 +67,7 @@ def _fixed_length_wall(model, rule: StopRule, prompts, lengths, guidance: str, b
         while engine.has_work():
             for seq in engine.step():
                 engine.release(seq)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
     finally:
         model.guidance = before
+    return seconds, sum(len(s.output_ids) for s in seqs), sum(len(s.step_heats) for s in seqs)
