@@ -12,14 +12,11 @@ stopping it; its newlines still end steps), so both sides run the same batch sha
 step. The free-running loops are reported too (`free_running`)."""
 from __future__ import annotations
 
-import time
-
-import torch
-
-from quasar_dist.engine import Engine, SamplingParams, Sequence, StopRule
+from quasar_dist.engine import StopRule
 from quasar_dist.reasoning.config import ReasoningConfig
 
-from .workload import fastest_interleaved, run_reasoning
+from .throughput import run_fixed_lengths
+from .workload import fastest_interleaved
 
 
 def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: int, repeats: int = 5) -> dict:
@@ -50,24 +47,10 @@ def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: i
     }
 
 
-@torch.no_grad()
 def fixed_length_run(model, rule: StopRule, prompts, lengths, guidance: str, batch_size: int) -> tuple[float, int, int]:
     """(seconds, tokens generated, steps committed) for every prompt to generate exactly its
     length, greedily, under `guidance` (boundaries committed at its newlines when guidance is
-    on, as the CoT loop commits them)."""
-    before = model.guidance
-    model.guidance = guidance
-    try:
-        engine = Engine(model, rule, num_slots=batch_size, max_len=max(len(p) + n for p, n in zip(prompts, lengths)))
-        seqs = [Sequence(i, p, SamplingParams(), max_new_tokens=n, commit_steps=guidance != "off")
-                for i, (p, n) in enumerate(zip(prompts, lengths))]
-        start = time.perf_counter()
-        for seq in sorted(seqs, key=lambda s: len(s.prompt_ids)):  # shortest first, as solve_prompts submits
-            engine.add(seq)
-        while engine.has_work():
-            for seq in engine.step():
-                engine.release(seq)
-        seconds = time.perf_counter() - start
-    finally:
-        model.guidance = before
+    on, as the CoT loop commits them), shortest prompt first as solve_prompts submits."""
+    seconds, seqs = run_fixed_lengths(model, list(zip(prompts, lengths)), batch_size, rule=rule, guidance=guidance,
+                                      shortest_first=True)
     return seconds, sum(len(s.output_ids) for s in seqs), sum(len(s.step_heats) for s in seqs)

@@ -59,15 +59,20 @@ NEVER_STOP = StopRule(newline_ids=frozenset(), eos_ids=frozenset(), decode=lambd
 
 
 @torch.no_grad()
-def run_engine(model, requests, num_slots: int) -> dict:
+def run_fixed_lengths(model, requests, num_slots: int, *, rule: StopRule = NEVER_STOP, guidance: str = "off",
+                      shortest_first: bool = False) -> tuple[float, list[Sequence]]:
+    """(seconds, sequences) for every request (prompt ids, output length) to generate exactly
+    its length, greedily, under `guidance` (steps committed at the rule's newlines when it is
+    on); submitted in request order, or shortest prompt first as solve_prompts submits."""
     before = model.guidance
-    model.guidance = "off"
+    model.guidance = guidance
     try:
         max_len = max(len(p) + m for p, m in requests)
-        engine = Engine(model, NEVER_STOP, num_slots=num_slots, max_len=max_len)
-        seqs = [Sequence(i, p, SamplingParams(), max_new_tokens=m, commit_steps=False) for i, (p, m) in enumerate(requests)]
+        engine = Engine(model, rule, num_slots=num_slots, max_len=max_len)
+        seqs = [Sequence(i, p, SamplingParams(), max_new_tokens=m, commit_steps=guidance != "off")
+                for i, (p, m) in enumerate(requests)]
         start = time.perf_counter()
-        for seq in seqs:
+        for seq in sorted(seqs, key=lambda s: len(s.prompt_ids)) if shortest_first else seqs:
             engine.add(seq)
         while engine.has_work():
             for seq in engine.step():
@@ -75,6 +80,11 @@ def run_engine(model, requests, num_slots: int) -> dict:
         wall = time.perf_counter() - start
     finally:
         model.guidance = before
+    return wall, seqs
+
+
+def run_engine(model, requests, num_slots: int) -> dict:
+    wall, seqs = run_fixed_lengths(model, requests, num_slots)
     tokens = sum(len(p) + len(s.output_ids) for (p, _), s in zip(requests, seqs))
     attended = sum(s.counters.attended_kv for s in seqs)
     return {"wall_s": wall, "outputs": [s.output_ids for s in seqs], "flops": flops_for(model.config, tokens, attended)}
