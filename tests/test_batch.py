@@ -396,3 +396,20 @@ def test_guidance_overhead_compares_equal_work():
     assert generated == sum(lengths) and steps > len(prompts)  # newlines still end (committed) steps
     _, generated, steps = fixed_length_run(model, rule, prompts, lengths, "off", 8)
     assert generated == sum(lengths) and steps == 0  # off commits nothing
+
+
+def test_throughput_rows_generate_the_forced_lengths_and_match_hf():
+    """`quasar bench`'s throughput section: every request generates exactly its forced length in
+    our engine, greedy outputs equal Hugging Face generate's (run_hf), and the keys are there."""
+    from quasar_dist.bench.engine_vs_hf import load_hf
+    from quasar_dist.bench.throughput import Workload, compare_throughput, run_fixed_lengths
+    from quasar_dist.model import load_model, resolve_model_path
+
+    model = load_model("tiny").eval()
+    workload = Workload("tiny", 6, (8, 20), (3, 9), seed=4)
+    row = compare_throughput(model, load_hf(resolve_model_path("tiny")), workload, num_slots=4, hf_batch_size=3,
+                             peak_flops=1e9, static_cache=False)
+    assert row["identical_outputs"] == 1.0 and row["ratio"] > 0 and row["roofline_fraction"] > 0
+    requests = workload.requests(model.config.vocab_size)
+    _, seqs = run_fixed_lengths(model, requests, 4, shortest_first=True)
+    assert [len(s.output_ids) for s in seqs] == [m for _, m in requests]
