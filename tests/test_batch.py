@@ -376,9 +376,8 @@ def test_guidance_overhead_compares_equal_work():
     """`quasar bench`'s guidance_overhead: every task generates exactly its guidance-off length
     on both sides (the answer line and EOS do not stop it), and with guidance on its newlines are
     committed steps; the free-running loops are reported beside it."""
-    from quasar_dist.bench.overhead import compare_guidance, fixed_length_run
+    from quasar_dist.bench.overhead import compare_guidance, fixed_length_run, lines_without_stops
     from quasar_dist.data.tasks import make_tasks
-    from quasar_dist.engine import StopRule
     from quasar_dist.model import load_with_tokenizer
 
     model, tokenizer = load_with_tokenizer("tiny")
@@ -389,8 +388,7 @@ def test_guidance_overhead_compares_equal_work():
     free = result["free_running"]
     assert 0 <= free["accuracy_on"] <= 1 and free["generated_tokens_off"] > 0
     prompts = [tokenizer.encode_prompt(t["prompt"]) for t in tasks]
-    rule = StopRule.from_tokenizer(tokenizer)
-    rule = StopRule(newline_ids=rule.newline_ids, eos_ids=frozenset(), decode=lambda ids: "")
+    rule = lines_without_stops(tokenizer)
     lengths = [40] * len(prompts)
     _, generated, steps = fixed_length_run(model, rule, prompts, lengths, "bias", 8)
     assert generated == sum(lengths) and steps > len(prompts)  # newlines still end (committed) steps

@@ -153,7 +153,6 @@ def test_deferred_heats_equal_the_commits(settings, monkeypatch):
     engine logs the boundary and computes the heats of all of a sequence's steps later, at once
     (engine/step_heats.py). Rows equal the eager commits' (heats to float rounding)."""
     from quasar_dist.data.tasks import make_tasks
-    from quasar_dist.engine import engine as engine_module
     from quasar_dist.model import kv_cache
     from quasar_dist.model import load_with_tokenizer
     from quasar_dist.reasoning.config import ReasoningConfig
@@ -163,7 +162,6 @@ def test_deferred_heats_equal_the_commits(settings, monkeypatch):
     rows = settings.pop("log_rows", None)
     if rows is not None:
         monkeypatch.setattr(kv_cache, "BOUNDARY_LOG", rows)
-        monkeypatch.setattr(engine_module, "BOUNDARY_LOG", rows)
     model, tokenizer = load_with_tokenizer("tiny")
     assert model.config.guidance == "off" and model.config.ttm_hops > 0
     prompts = [t["prompt"] for kind in ("arith", "logic") for t in make_tasks(kind, 3, 5, "test", distractors=10)]

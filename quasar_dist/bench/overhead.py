@@ -26,13 +26,12 @@ def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: i
     runs = fastest_interleaved(model, tokenizer, tasks, configs)
     lengths = [max(1, row["generated_tokens"]) for row in runs["off"].rows]
     prompts = [tokenizer.encode_prompt(t["prompt"]) for t in tasks]
-    rule = StopRule.from_tokenizer(tokenizer)
-    rule = StopRule(newline_ids=rule.newline_ids, eos_ids=frozenset(), decode=lambda ids: "")  # lines, no stop
+    rule = lines_without_stops(tokenizer)
     wall = {"off": float("inf"), "on": float("inf")}
     tokens = sum(lengths)
     for _ in range(repeats):
         for name, guidance in (("off", "off"), ("on", guided)):
-            seconds, generated, boundaries = fixed_length_run(model, rule, prompts, lengths, guidance, batch_size)
+            seconds, generated, _ = fixed_length_run(model, rule, prompts, lengths, guidance, batch_size)
             if generated != tokens:
                 raise RuntimeError(f"guidance {guidance} generated {generated} tokens, not the {tokens} asked for")
             wall[name] = min(wall[name], seconds)
@@ -45,6 +44,11 @@ def compare_guidance(model, tokenizer, tasks, batch_size: int, max_new_tokens: i
                          "generated_tokens_off": runs["off"].generated_tokens,
                          "generated_tokens_on": runs["on"].generated_tokens},
     }
+
+
+def lines_without_stops(tokenizer) -> StopRule:
+    """The tokenizer's newlines end steps; nothing ends a sequence (no EOS, no answer line)."""
+    return StopRule(newline_ids=StopRule.from_tokenizer(tokenizer).newline_ids, eos_ids=frozenset(), decode=lambda ids: "")
 
 
 def fixed_length_run(model, rule: StopRule, prompts, lengths, guidance: str, batch_size: int) -> tuple[float, int, int]:

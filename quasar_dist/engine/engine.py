@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 import torch
 
-from quasar_dist.model.kv_cache import BOUNDARY_LOG
-
 from .runner import ModelRunner, to_host
 from .sampler import choose
 from .scheduler import Scheduler
@@ -221,7 +219,7 @@ class Engine:
         """Boundaries whose heats wait (step_heats.py): log their contexts; id(seq) -> snapshot."""
         if not seqs:
             return {}
-        settle(self.runner, [s for s in seqs if len(s.boundaries) == BOUNDARY_LOG])  # full logs first
+        settle(self.runner, [s for s in seqs if len(s.boundaries) == self.runner.cache.boundary_rows])  # full logs first
         lengths, next_pos, in_step = self._boundary_of(seqs)
         snapshots = self.runner.record([s.slot for s in seqs], lengths, next_pos, [len(s.boundaries) for s in seqs])
         for seq, n, m in zip(seqs, lengths, in_step):

@@ -28,8 +28,9 @@ class ModelRunner:
     @property
     def lazy_refresh(self) -> bool:
         """Guidance off: attention never reads temperatures, so forwards store only what a
-        temperature is made of (A h, the context) and a commit reads out only its step's entries
-        (the heat); whoever reads a slot's temperatures (`temperatures_of`, `keep_scores_of`)
+        temperature is made of (A h, the context), a commit writes none of the temperatures it
+        reads out for the heat, and boundaries without backtracking defer their heats
+        (step_heats.py); whoever reads a slot's temperatures (`temperatures_of`, `keep_scores_of`)
         first refreshes its live entries, to the values an eager cache would hold
         (kv_cache.py)."""
         return self.model.guidance == "off" and not self.eager_refresh
@@ -102,12 +103,7 @@ class ModelRunner:
         heats = (log_tau.exp().mean(0) * in_this_step).sum(-1) / steps.clamp(min=1).to(log_tau.dtype)
         if self.lazy_refresh:
             log_tau = None  # a rollback keeps no temperatures: readers refresh
-        ctx_sum = self.cache.ctx_sum.index_select(1, index)  # a copy
-        snapshots = [
-            SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau, row=i)
-            for i, (n, p) in enumerate(zip(lengths, next_pos))
-        ]  # ctx_count: at a boundary every fed token has joined the context
-        return heats, snapshots
+        return heats, self._snapshots(index, lengths, next_pos, bc, log_tau)
 
     @torch.no_grad()
     def record(self, slots: list[int], lengths: list[int], next_pos: list[int], at: list[int]) -> list[SlotSnapshot]:
@@ -117,8 +113,15 @@ class ModelRunner:
         device = self.device
         index = torch.tensor(slots, dtype=torch.long, device=device)
         self.model.record_boundaries(self.cache, index, torch.tensor(at, dtype=torch.long, device=device))
+        return self._snapshots(index, lengths, next_pos, None, None)
+
+    def _snapshots(self, index: torch.Tensor, lengths: list[int], next_pos: list[int], bc: torch.Tensor | None,
+                   log_tau: torch.Tensor | None) -> list[SlotSnapshot]:
+        """Each boundary slot's snapshot: rows of one copy of the context sums and of the
+        batch's bc and log tau (None: not kept). ctx_count: at a boundary every fed token has
+        joined the context."""
         ctx_sum = self.cache.ctx_sum.index_select(1, index)  # a copy
-        return [SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=None, log_tau=None, row=i)
+        return [SlotSnapshot(length=n, next_pos=p, ctx_sum=ctx_sum, ctx_count=float(p), bc=bc, log_tau=log_tau, row=i)
                 for i, (n, p) in enumerate(zip(lengths, next_pos))]
 
     @torch.no_grad()
@@ -136,7 +139,7 @@ class ModelRunner:
                 entries += range(b * t + n - m, b * t + n)
                 owner += [b * k + j] * m
         last = torch.tensor([len(row) - 1 for row in seen], dtype=torch.long, device=device)
-        return self.model.boundary_heats(self.cache, torch.tensor(slots, dtype=torch.long, device=device), seen_t, last,
+        return self.model.boundary_heats(self.cache, torch.tensor(slots, dtype=torch.long, device=device), seen_t, t, last,
                                          torch.tensor(entries, dtype=torch.long, device=device),
                                          torch.tensor(owner, dtype=torch.long, device=device))
 

@@ -259,17 +259,17 @@ class QuasarForCausalLM(nn.Module):
         cache.record_boundaries(slots, at, self.stacked_ttm.context(cache.commit_context(slots)))
 
     @torch.no_grad()
-    def boundary_heats(self, cache: TemperatureKVCache, slots: torch.Tensor, seen: torch.Tensor, last: torch.Tensor,
-                       step_entries: torch.Tensor, step_owner: torch.Tensor) -> torch.Tensor:
+    def boundary_heats(self, cache: TemperatureKVCache, slots: torch.Tensor, seen: torch.Tensor, longest: int,
+                       last: torch.Tensor, step_entries: torch.Tensor, step_owner: torch.Tensor) -> torch.Tensor:
         """The logged boundaries of `slots` [B], all at once: boundary k of row b saw the slot's
         first seen[b, k] entries (0 past the row's log) and its chain context hops over them,
         every boundary's query a row of one matrix product per hop. Returns the mean
         temperature, over layers and over its step's entries, of each boundary: [B * K], from
-        step_entries [M] (flat indices into [B, T] of the steps' tokens, T = seen.max()) and
+        step_entries [M] (flat indices into [B, T] of the steps' tokens, T = longest = seen.max()) and
         step_owner [M] (each one's boundary, flat into [B, K]). Sets each slot's bc to its row
         `last` [B] (its newest boundary), as the commits would have left it."""
         b, k = seen.shape
-        t = int(seen.max())
+        t = longest
         layers, r = cache.ah.shape[0], cache.ah.shape[-1]
         ah = cache.first_rows(cache.ah, slots, t)  # [L, B, T, r]
         ctx = self.stacked_ttm.steps_chain_context(cache.first_rows(cache.boundary_ctx, slots, k), ah, seen)

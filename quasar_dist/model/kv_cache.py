@@ -51,6 +51,17 @@ def combine_layers(log_tau: torch.Tensor, over_layers: str) -> torch.Tensor:
     raise ValueError(f"unknown layer combination {over_layers!r} (use one of {', '.join(SCORES)})")
 
 
+def _first_rows_index(buffer: torch.Tensor, slots: torch.Tensor, count: int) -> torch.Tensor:
+    """Flat indices into buffer.view(layers, -1, ...) of each slot's first `count` rows: [S * count]."""
+    return (slots.unsqueeze(1) * buffer.shape[2] + torch.arange(count, device=slots.device)).reshape(-1)
+
+
+def _write_rows(buffer: torch.Tensor, flat: torch.Tensor, values: torch.Tensor) -> None:
+    """values [layers, N, ...] into the rows `flat` [N] of buffer.view(layers, -1, ...)."""
+    layers, rest = buffer.shape[0], buffer.shape[3:]
+    buffer.view(layers, -1, *rest).index_copy_(1, flat, values.reshape(layers, -1, *rest).to(buffer.dtype))
+
+
 @dataclass(slots=True)
 class SlotSnapshot:
     """What `rollback` needs to restore a slot exactly to a step boundary. Taken for many slots
@@ -213,26 +224,26 @@ class TemperatureKVCache:
         count = self.ctx_count.index_select(0, slots).clamp_(min=1.0)
         return self.ctx_sum.index_select(1, slots).div_(count.unsqueeze(-1))
 
+    @property
+    def boundary_rows(self) -> int:
+        """Boundaries a slot's log holds (BOUNDARY_LOG when the cache was allocated)."""
+        return self.boundary_ctx.shape[2]
+
     def record_boundaries(self, slots: torch.Tensor, at: torch.Tensor, ctx: torch.Tensor) -> None:
         """Row `at` [S] of each slot's boundary log gets its boundary's [B c ; E c] ctx [layers, S, 2r]."""
-        layers, width = self.boundary_ctx.shape[0], self.boundary_ctx.shape[-1]
-        flat = slots * self.boundary_ctx.shape[2] + at
-        self.boundary_ctx.view(layers, -1, width).index_copy_(1, flat, ctx.to(self.boundary_ctx.dtype))
+        _write_rows(self.boundary_ctx, slots * self.boundary_rows + at, ctx)
 
     def first_rows(self, buffer: torch.Tensor, slots: torch.Tensor, count: int) -> torch.Tensor:
         """The first `count` rows of each slot in a per-slot buffer [layers, slots + 1, rows, ...]
         (A h: the first entries; boundary_ctx: the logged boundaries): [layers, S, count, ...],
         one gather of whole rows."""
-        layers, stride, rest = buffer.shape[0], buffer.shape[2], buffer.shape[3:]
-        flat = (slots.unsqueeze(1) * stride + torch.arange(count, device=slots.device)).reshape(-1)
-        return buffer.view(layers, -1, *rest).index_select(1, flat).view(layers, slots.numel(), count, *rest)
+        layers, rest = buffer.shape[0], buffer.shape[3:]
+        flat = buffer.view(layers, -1, *rest).index_select(1, _first_rows_index(buffer, slots, count))
+        return flat.view(layers, slots.numel(), count, *rest)
 
     def write_first_rows(self, buffer: torch.Tensor, slots: torch.Tensor, values: torch.Tensor) -> None:
         """The inverse of `first_rows`: values [layers, S, count, ...] into each slot's first rows."""
-        layers, stride, rest = buffer.shape[0], buffer.shape[2], buffer.shape[3:]
-        count = values.shape[2]
-        flat = (slots.unsqueeze(1) * stride + torch.arange(count, device=slots.device)).reshape(-1)
-        buffer.view(layers, -1, *rest).index_copy_(1, flat, values.reshape(layers, -1, *rest).to(buffer.dtype))
+        _write_rows(buffer, _first_rows_index(buffer, slots, values.shape[2]), values)
 
     def snapshot(self, slot: int) -> SlotSnapshot:
         n = int(self.length[slot])

@@ -31,8 +31,7 @@ def dense_chain_context(ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tens
     """ctx [..., S, 2r] ([B c ; E c] per step), ah [..., T, r], visible [..., S, T] (key t
     before step s) -> [..., S, (H + 2) r]. A step that sees nothing gets zero queries. The
     leading dims broadcast: training passes [B] with one layer's G [r, r] and keep, beta [1];
-    the engine's deferred heats pass [L, B] with G [L, 1, r, r] and keep, beta [L, 1, 1, 1]
-    (every step's query a row of one matrix product per hop)."""
+    the test of steps_chain_context passes [L, B] with G [L, 1, r, r] and keep, beta [L, 1, 1, 1]."""
     r = ah.shape[-1]
     keys = unit(ah)
     q = unit(ctx[..., r:])
@@ -73,7 +72,9 @@ def steps_chain_context(ctx: torch.Tensor, ah: torch.Tensor, seen: torch.Tensor,
     seen [B, K] (boundary k of slot b reads its first seen[b, k] entries) -> [L, B, K, (H + 2) r].
     G [L, r, r], keep and beta [L]. A boundary that sees nothing (seen 0) reads the mean of the
     slot's T entries: dense_chain_context's 0 where those are zeros (packed_chain_context's
-    padding); in the deferred heats such rows are past a slot's log, and nobody reads them. Per hop three batched matmuls and a softmax (~1.8x dense's time here)."""
+    padding); in the deferred heats such rows are past a slot's log, and nobody reads them.
+    Per hop three batched matmuls and a softmax: 3.9 against dense's 6.9 ms at 4 layers, 20
+    slots, 8 steps, 100 entries, 6 hops on this CPU."""
     layers, rows, k = ctx.shape[:3]
     t, r = ah.shape[2], ah.shape[3]
     keys = unit(ah).mul_(beta.view(layers, 1, 1, 1)).view(layers * rows, t, r).transpose(1, 2)  # beta k
