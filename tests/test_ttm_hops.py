@@ -1,5 +1,5 @@
 """The TTM's chain context (ModelConfig.ttm_hops; model/ttm.py, model/ttm_hops.py): the dense
-form training uses equals the packed form the engine uses; temperatures stay causal; the
+form training uses equals the batched form the engine uses; temperatures stay causal; the
 engine's refreshed and prefill-dropped temperatures equal the full forward's; adapters keep
 their hops."""
 import math
@@ -9,7 +9,7 @@ import torch
 
 from quasar_dist.model import QuasarForCausalLM, load_model, save_pretrained
 from quasar_dist.model.ttm import MATCH_UNIT
-from quasar_dist.model.ttm_hops import dense_chain_context, packed_chain_context
+from quasar_dist.model.ttm_hops import dense_chain_context, steps_chain_context
 from quasar_dist.parallel.toy_model import randomise_ttm
 
 from test_engine import NL, PROMPTS, check_refresh_at_boundaries, make_tokenizer, segment_ids, tiny_config
@@ -39,27 +39,16 @@ def hop_model(seed=0, dtype=torch.float32, **overrides) -> QuasarForCausalLM:
     return model.to(dtype).eval()
 
 
-@pytest.mark.parametrize("lengths", [[7, 3, 5], [7, 0, 5]])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_dense_and_packed_chain_contexts_agree(dtype, lengths):
-    """Rows of different lengths (one may have none): the dense form masks, the packed form
-    lists; the same queries."""
+def test_a_step_that_sees_nothing_gets_zero_queries(dtype):
+    """The prompt's own context (c_0 = 0, nothing visible): every hop's query is zero."""
     g = torch.Generator().manual_seed(0)
     b, t, r, hops = 3, 7, 5, 4
-    lengths = torch.tensor(lengths)
     ah = torch.randn(b, t, r, generator=g, dtype=dtype)
-    ctx = torch.randn(b, 1, 2 * r, generator=g, dtype=dtype)
+    ctx = torch.zeros(b, 1, 2 * r, dtype=dtype)
     G = torch.randn(r, r, generator=g, dtype=dtype)
     keep, beta = torch.tensor([0.3], dtype=dtype), torch.tensor([6.0], dtype=dtype)
-    visible = (torch.arange(t)[None, :] < lengths[:, None]).unsqueeze(1)  # [B, 1, T]
-    dense = dense_chain_context(ctx, ah, visible, G, keep, beta, hops)[:, 0]  # [B, (H + 2) r]
-    real = visible[:, 0]
-    owner = torch.arange(b).repeat_interleave(lengths)
-    packed = packed_chain_context(ctx[:, 0].unsqueeze(0), ah[real].unsqueeze(0), owner, G.unsqueeze(0), keep, beta, hops)[0]
-    assert dense.shape == packed.shape == (b, (hops + 2) * r)
-    assert (dense - packed).abs().max() <= rounding_bound(dtype, magnitude=1.0, depth=hops * 4, width=t * r)
-    # nothing visible (the prompt's own context c_0 = 0): zero queries
-    empty = dense_chain_context(torch.zeros_like(ctx), ah, torch.zeros_like(visible), G, keep, beta, hops)
+    empty = dense_chain_context(ctx, ah, torch.zeros(b, 1, t, dtype=torch.bool), G, keep, beta, hops)
     assert torch.equal(empty[..., r:], torch.zeros_like(empty[..., r:]))
 
 
@@ -165,12 +154,20 @@ def test_deferred_heats_equal_the_commits(settings, monkeypatch):
     model, tokenizer = load_with_tokenizer("tiny")
     assert model.config.guidance == "off" and model.config.ttm_hops > 0
     prompts = [t["prompt"] for kind in ("arith", "logic") for t in make_tasks(kind, 3, 5, "test", distractors=10)]
-    config = ReasoningConfig(max_new_tokens=64, max_batch_size=4, **settings)
+    config = ReasoningConfig(max_new_tokens=64, max_batch_size=4, backtrack_below=0.0, **settings)
     deferred_engine, eager_engine = build_engine(model, tokenizer, config), build_engine(model, tokenizer, config)
     eager_engine.runner.eager_refresh = True
+    calls = {"record": 0, "copied_boundary_heats": 0}
+    for name in calls:  # observed, not replaced: the deferred path must be the one that ran
+        method = getattr(deferred_engine.runner, name)
+        monkeypatch.setattr(deferred_engine.runner, name,
+                            lambda *a, _m=method, _n=name, **k: calls.__setitem__(_n, calls[_n] + 1) or _m(*a, **k))
     deferred = solve_prompts(model, tokenizer, prompts, config, engine=deferred_engine)
     eager = solve_prompts(model, tokenizer, prompts, config, engine=eager_engine)
     assert deferred_engine.runner.lazy_refresh and not eager_engine.runner.lazy_refresh
+    assert calls["record"] > 0
+    if "evict_below" not in settings:  # eviction settles every boundary before the release
+        assert calls["copied_boundary_heats"] > 0  # released sequences' heats, computed together
     assert sum(len(r["step_temperature"]) for r in deferred) >= len(prompts)
     if rows is not None:
         assert max(len(r["step_temperature"]) for r in deferred) > 2 * rows
@@ -185,8 +182,6 @@ def test_deferred_heats_equal_the_commits(settings, monkeypatch):
 def test_steps_chain_context_equals_the_dense_form(dtype):
     """The deferred heats' layout (K boundaries per slot, all layers, each reading a prefix of
     its slot's entries) gives the dense form's queries for every boundary that sees anything."""
-    from quasar_dist.model.ttm_hops import steps_chain_context
-
     g = torch.Generator().manual_seed(1)
     layers, rows, k, t, r, hops = 3, 4, 3, 9, 5, 4
     ctx = torch.randn(layers, rows, k, 2 * r, generator=g, dtype=dtype)

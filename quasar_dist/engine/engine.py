@@ -27,8 +27,13 @@ from .runner import ModelRunner, to_host
 from .sampler import choose
 from .scheduler import Scheduler
 from .sequence import Checkpoint, Event, ProbeResult, ProbeState, Sequence, SequenceStatus
-from .step_heats import Boundary, forget_after, settle
+from .step_heats import Boundary, Retired, forget_after, settle
 from .stopping import StopRule
+
+
+RETIRED_BATCH = 256
+"""Released sequences whose deferred heats wait for one computation (step_heats.Retired);
+sooner when the engine has nothing else to do."""
 
 
 @dataclass(slots=True)
@@ -58,16 +63,19 @@ class Engine:
         self.runner = ModelRunner(model, num_slots, self.slot_entries)
         self.scheduler = Scheduler(num_slots)
         self._events: list[Sequence] = []
+        self._retired = Retired()  # released, heats deferred (step_heats.py)
 
     # -- the loop ---------------------------------------------------------------------------
     def add(self, seq: Sequence) -> None:
         self.scheduler.add(seq)
 
     def has_work(self) -> bool:
-        return self.scheduler.has_work()
+        return self.scheduler.has_work() or bool(self._retired)
 
     def step(self) -> list[Sequence]:
         """Admit, feed every runnable sequence once, return the sequences that paused."""
+        if len(self._retired) >= RETIRED_BATCH or not self.scheduler.has_work():
+            self._retired.settle(self.runner)
         admitted = self.scheduler.admit()
         if admitted:
             self.runner.reset([s.slot for s in admitted])
@@ -83,15 +91,16 @@ class Engine:
         forwards = [self._forward(kind, rows, group) for kind, rows, group in self.scheduler.runnable()]
         self._decide(forwards)
         events, self._events = self._events, []
-        settle(self.runner, [s for s in events if s.event is Event.STOPPED])  # their rows need the heats
         if not (forwards or events) and self.has_work():
             raise RuntimeError("engine stalled: every slot holds a paused sequence nobody answered")
         return events
 
     def release(self, seq: Sequence) -> None:
-        """The caller is done with a paused sequence: free its slot for the next one (its
-        deferred heats are computed first: they need its entries)."""
-        settle(self.runner, [seq])
+        """The caller is done with a paused sequence: free its slot for the next one. Deferred
+        heats are computed later, with other released sequences' (step_heats.Retired): its
+        step_heats are complete once the engine has no work left, or after `step_heats(seq)`."""
+        if seq.boundaries:
+            self._retired.add(self.runner, seq)
         self.scheduler.release(seq)
         seq.event = None
         seq.logits = seq.boundary_checkpoint = None  # let go of device tensors
@@ -100,6 +109,7 @@ class Engine:
     def abort_all(self) -> None:
         """Drop every queued and held sequence (after an error, so the engine can be reused)."""
         self.scheduler.waiting.clear()
+        self._retired.clear()
         for seq in list(self.scheduler.holding.values()):
             seq.boundaries = []  # dropped: nobody will read them
             self.release(seq)
@@ -162,7 +172,10 @@ class Engine:
 
     def step_heats(self, seq: Sequence) -> list[float]:
         """The heat of each of the sequence's steps so far (the deferred ones computed now)."""
-        settle(self.runner, [seq])
+        if seq.status is SequenceStatus.FINISHED:
+            self._retired.settle(self.runner)
+        else:
+            settle(self.runner, [seq])
         return list(seq.step_heats)
 
     def probe(self, seq: Sequence, forced_ids: list[int], max_tokens: int) -> None:

@@ -8,6 +8,7 @@ synchronisation, whatever the batch size.
 from __future__ import annotations
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from quasar_dist.model.cache_batch import CacheBatch
 from quasar_dist.model.kv_cache import SlotSnapshot
@@ -126,21 +127,47 @@ class ModelRunner:
 
     @torch.no_grad()
     def boundary_heats(self, slots: list[int], seen: list[list[int]], in_step: list[list[int]]) -> torch.Tensor:
-        """The heats of the boundaries logged for `slots`: row b's boundary k saw the first
-        seen[b][k] entries, the last in_step[b][k] of which are its step's (0: the prompt's
-        boundary, no heat). Returns [B * K] on the device (K the longest log), row-major."""
+        """The heats of the boundaries logged for the live `slots`: row b's boundary k saw the
+        first seen[b][k] entries, the last in_step[b][k] of which are its step's (0: the
+        prompt's boundary, no heat). Returns [B * K] on the device (K the longest log),
+        row-major, and sets each slot's bc to its newest boundary's, as the commits would have."""
+        index = torch.tensor(slots, dtype=torch.long, device=self.device)
+        cache = self.cache
+        heats, ctx = self._heats(cache.first_rows(cache.ah, index, max(max(row) for row in seen)),
+                                 cache.first_rows(cache.boundary_ctx, index, max(map(len, seen))), seen, in_step)
+        newest = torch.tensor([len(row) - 1 for row in seen], dtype=torch.long, device=self.device)
+        cache.bc.index_copy_(1, index, ctx[:, torch.arange(len(slots), device=self.device), newest])
+        return heats
+
+    @torch.no_grad()
+    def copy_boundaries(self, slot: int, entries: int, logged: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of what a slot's deferred heats read, so that the slot can be freed first:
+        A h of its first `entries` entries [entries, L, r] and its first `logged` boundary
+        contexts [logged, L, 2r]."""
+        cache = self.cache
+        return (cache.ah[:, slot, :entries].transpose(0, 1).clone(memory_format=torch.contiguous_format),
+                cache.boundary_ctx[:, slot, :logged].transpose(0, 1).clone(memory_format=torch.contiguous_format))
+
+    @torch.no_grad()
+    def copied_boundary_heats(self, copies: list[tuple[torch.Tensor, torch.Tensor]], seen: list[list[int]],
+                              in_step: list[list[int]]) -> torch.Tensor:
+        """`boundary_heats` of freed slots, from their `copy_boundaries` (one per row)."""
+        ah = pad_sequence([entries for entries, _ in copies], batch_first=True).permute(2, 0, 1, 3).contiguous()  # [L, B, T, r]
+        logged = pad_sequence([ctx for _, ctx in copies], batch_first=True).permute(2, 0, 1, 3).contiguous()  # [L, B, K, 2r]
+        return self._heats(ah, logged, seen, in_step)[0]
+
+    def _heats(self, ah: torch.Tensor, logged: torch.Tensor, seen: list[list[int]],
+               in_step: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """model.boundary_heats with the host's lists as index tensors (T, K: ah's and logged's rows)."""
         device = self.device
-        k = max(map(len, seen))
-        t = max(max(row) for row in seen)
+        t, k = ah.shape[2], logged.shape[2]
         seen_t = torch.tensor([row + [0] * (k - len(row)) for row in seen], dtype=torch.long, device=device)
         entries, owner = [], []
         for b, (row, steps) in enumerate(zip(seen, in_step)):
             for j, (n, m) in enumerate(zip(row, steps)):
                 entries += range(b * t + n - m, b * t + n)
                 owner += [b * k + j] * m
-        last = torch.tensor([len(row) - 1 for row in seen], dtype=torch.long, device=device)
-        return self.model.boundary_heats(self.cache, torch.tensor(slots, dtype=torch.long, device=device), seen_t, t, last,
-                                         torch.tensor(entries, dtype=torch.long, device=device),
+        return self.model.boundary_heats(ah, logged, seen_t, torch.tensor(entries, dtype=torch.long, device=device),
                                          torch.tensor(owner, dtype=torch.long, device=device))
 
     def snapshot(self, slot: int) -> SlotSnapshot:

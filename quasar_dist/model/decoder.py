@@ -259,27 +259,25 @@ class QuasarForCausalLM(nn.Module):
         cache.record_boundaries(slots, at, self.stacked_ttm.context(cache.commit_context(slots)))
 
     @torch.no_grad()
-    def boundary_heats(self, cache: TemperatureKVCache, slots: torch.Tensor, seen: torch.Tensor, longest: int,
-                       last: torch.Tensor, step_entries: torch.Tensor, step_owner: torch.Tensor) -> torch.Tensor:
-        """The logged boundaries of `slots` [B], all at once: boundary k of row b saw the slot's
-        first seen[b, k] entries (0 past the row's log) and its chain context hops over them,
-        every boundary's query a row of one matrix product per hop. Returns the mean
-        temperature, over layers and over its step's entries, of each boundary: [B * K], from
-        step_entries [M] (flat indices into [B, T] of the steps' tokens, T = longest = seen.max()) and
-        step_owner [M] (each one's boundary, flat into [B, K]). Sets each slot's bc to its row
-        `last` [B] (its newest boundary), as the commits would have left it."""
-        b, k = seen.shape
-        t = longest
-        layers, r = cache.ah.shape[0], cache.ah.shape[-1]
-        ah = cache.first_rows(cache.ah, slots, t)  # [L, B, T, r]
-        ctx = self.stacked_ttm.steps_chain_context(cache.first_rows(cache.boundary_ctx, slots, k), ah, seen)
-        width = ctx.shape[-1]
-        cache.bc.index_copy_(1, slots, ctx[:, torch.arange(b, device=slots.device), last])
-        log_tau = self.stacked_ttm.log_temperature(ah.view(layers, b * t, r).index_select(1, step_entries),
-                                                   ctx.view(layers, b * k, width).index_select(1, step_owner))
+    def boundary_heats(self, ah: torch.Tensor, logged: torch.Tensor, seen: torch.Tensor, step_entries: torch.Tensor,
+                       step_owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logged boundaries, many rows at once: ah [L, B, T, r] each row's first T entries and
+        logged [L, B, K, 2r] the [B c ; E c] of its K boundaries (the cache's boundary log, or
+        copies of it: engine/step_heats.py); boundary k of row b saw the first seen[b, k]
+        entries (0 past the row's log) and its chain context hops over them, every boundary's
+        query a row of one matrix product per hop. Returns (the mean temperature, over layers
+        and over its step's entries, of each boundary [B * K]; the contexts [L, B, K, W]), from
+        step_entries [M] (flat indices into [B, T] of the steps' tokens) and step_owner [M]
+        (each one's boundary, flat into [B, K])."""
+        layers, b, t, r = ah.shape
+        k = logged.shape[2]
+        stacked = self.stacked_ttm
+        ctx = stacked.steps_chain_context(logged, ah, seen)
+        log_tau = stacked.log_temperature(ah.reshape(layers, b * t, r).index_select(1, step_entries),
+                                          ctx.reshape(layers, b * k, ctx.shape[-1]).index_select(1, step_owner))
         tau = log_tau.float().exp_().mean(0)  # [M]
         counts = torch.bincount(step_owner, minlength=b * k).clamp_(min=1)
-        return torch.zeros(b * k, dtype=tau.dtype, device=tau.device).index_add_(0, step_owner, tau) / counts
+        return torch.zeros(b * k, dtype=tau.dtype, device=tau.device).index_add_(0, step_owner, tau) / counts, ctx
 
     @torch.no_grad()
     def refresh_temperatures(self, cache: TemperatureKVCache, slot: int) -> None:

@@ -93,37 +93,23 @@ def keep_order(scores: torch.Tensor, lengths: torch.Tensor, keep: torch.Tensor, 
     return torch.where(pad, order.gather(1, last), order)
 
 
-def prompt_entries(lengths: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The real tokens of a right-padded [B, T] batch, packed: (flat index into B * T, row of each)."""
-    real = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
-    flat = real.view(-1).nonzero().squeeze(1)
-    return flat, torch.div(flat, t, rounding_mode="floor")
-
-
 @torch.no_grad()
 def step_one_scores(model, cache: TemperatureKVCache, batch: CacheBatch, upto: int, x: torch.Tensor,
                     over_layers: str = "max") -> torch.Tensor:
     """[B, T] max (or mean) over layers 0..upto of each prompt token's log temperature under step 1's
     context (the layer input of the row's last prompt token): layers < upto from what they
-    held back (batch.deferred), layer `upto` from its input x (the output of the layers before it).
-    With hops, the chain context reads each row's own prompt tokens (its entries before step 1)."""
-    layers, stacked = model.model.layers, model.stacked_ttm
-    c = cache.pend_last[:upto].index_select(1, batch.rows)  # [l, B, d]
-    ah = torch.stack([entries[2] for entries in batch.deferred[:upto]])  # [l, B, T, r], not yet in the cache
-    ctx = stacked.context(c)  # [l, B, 2r]
-    hn = layers[upto].input_layernorm(x)
+    held back (batch.deferred), layer `upto` from its input x (the output of the layers before it),
+    all upto + 1 layers in one stacked computation. With hops, the chain context reads each row's
+    own prompt tokens (its entries before step 1): the batch's first num_new places of a row, as
+    one boundary per row of steps_chain_context (the padding after them masked)."""
+    layer = model.model.layers[upto]
+    hn = layer.input_layernorm(x)
     last = hn[torch.arange(x.shape[0], device=x.device), (batch.num_new - 1).clamp(min=0)]  # [B, d]
-    ttm = layers[upto].ttm
-    own_ah = ttm.project(hn)
-    own_ctx = ttm.context(last)  # [B, 2r]
-    if stacked.hops:  # the chain context hops over each row's real prompt tokens (packed)
-        b, t, r = ah.shape[1:]
-        flat, owner = prompt_entries(batch.num_new, t)
-        ctx = stacked.chain_context(ctx, ah.view(upto, b * t, r).index_select(1, flat), owner)
-        own_ctx = ttm.chain_context_packed(own_ctx, own_ah.view(b * t, r).index_select(0, flat), owner)
-    done = stacked.log_temperature(ah, ctx.unsqueeze(2))  # [l, B, T]
-    own = ttm.readout(own_ah, own_ctx.unsqueeze(1))  # [B, T]
-    return combine_layers(torch.cat([done.float(), own.float().unsqueeze(0)]), over_layers)
+    c = torch.cat([cache.pend_last[:upto].index_select(1, batch.rows), last.unsqueeze(0).to(cache.pend_last.dtype)])
+    ah = torch.stack([entries[2] for entries in batch.deferred[:upto]] + [layer.ttm.project(hn)])  # [l + 1, B, T, r]
+    stacked = model.stacked_ttm
+    ctx = stacked.steps_chain_context(stacked.context(c).unsqueeze(2), ah, batch.num_new.unsqueeze(1))  # [l + 1, B, 1, W]
+    return combine_layers(stacked.log_temperature(ah, ctx).float(), over_layers)
 
 
 def drop_cold_tokens(model, cache: TemperatureKVCache, batch: CacheBatch, drop: PrefillDrop, x, cos, sin):

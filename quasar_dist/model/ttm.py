@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ttm_hops import dense_chain_context, packed_chain_context, steps_chain_context, unit
+from .ttm_hops import dense_chain_context, steps_chain_context, unit
 
 
 MATCH_UNIT = 8.0
@@ -99,13 +99,6 @@ class TokenTemperature(nn.Module):
         if not self.hops:
             return ctx
         return dense_chain_context(ctx, ah, visible, *self.hop_weights(), self.hops)
-
-    def chain_context_packed(self, ctx: torch.Tensor, ah: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-        """Inference, one layer: ctx [S, 2r], packed entries ah [N, r] of rows owner [N] -> [S, (H + 2) r]."""
-        if not self.hops:
-            return ctx
-        G, keep, beta = (p.detach() for p in self.hop_weights())
-        return packed_chain_context(ctx.unsqueeze(0), ah.unsqueeze(0), owner, G.unsqueeze(0), keep, beta, self.hops)[0]
 
     def keep_logit(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """z with tau = tau_max * sigmoid(z), from A h [..., r] and the context [..., (2 + H) r]
@@ -211,23 +204,16 @@ class StackedTTM:
         weight = self._weights()[0][: c.shape[0]]
         return torch.bmm(c.to(weight.dtype), weight.transpose(1, 2))
 
-    def chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-        """With hops: [B c ; E c] [l, S, 2r] -> [B c ; q_0 .. q_H] [l, S, (H + 2) r], hopping over
-        the packed entries ah [l, N, r] of each row (owner [N]); without: ctx as it is."""
+    def steps_chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """Many steps of each row at once, for the first l layers (the engine's deferred heats,
+        prefill dropping's scores): [B c ; E c] [l, B, K, 2r] of K boundaries, boundary k of row b
+        hopping over the first seen[b, k] entries of ah [l, B, T, r] -> [l, B, K, (H + 2) r];
+        without hops, ctx as it is."""
         if not self.hops:
             return ctx
         G, keep, beta, _ = self._weights()[4]
         layers = ctx.shape[0]
-        return packed_chain_context(ctx, ah, owner, G[:layers], keep[:layers], beta[:layers], self.hops)
-
-    def steps_chain_context(self, ctx: torch.Tensor, ah: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """Many steps of each row at once (the engine's deferred heats): [B c ; E c] [L, B, K, 2r]
-        of K boundaries, boundary k of row b hopping over the first seen[b, k] entries of ah
-        [L, B, T, r] -> [L, B, K, (H + 2) r]; without hops, ctx as it is."""
-        if not self.hops:
-            return ctx
-        G, keep, beta, _ = self._weights()[4]
-        return steps_chain_context(ctx, ah, seen, G, keep, beta, self.hops)
+        return steps_chain_context(ctx, ah, seen, G[:layers], keep[:layers], beta[:layers], self.hops)
 
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """log tau of the first l layers (`readout`): ah [l, ..., r] and the context [l, ..., (2 + H) r]

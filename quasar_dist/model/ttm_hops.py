@@ -1,16 +1,14 @@
 """The chain context of the TTM (ModelConfig.ttm_hops; ttm.py has the formula): H hops of
 attention over the entries before a step turn its context [B c ; E c] into [B c ; q_0 .. q_H].
 
-Three layouts of the same computation:
+Two layouts of the same computation:
   dense_chain_context   training and the full forward: every step s of a [B, T] sequence at
                         once, hopping over the tokens of steps < s (a mask [B, S, T]).
-  packed_chain_context  the engine: the live entries of many slots packed into [L, N, r] with
-                        the slot (owner) of each, all layers at once (commit_steps, prefill
-                        dropping), laid out per slot for batched matmuls. No autograd.
-  steps_chain_context   the engine's deferred heats: K logged boundaries of each of B slots,
-                        all layers, boundary k reading the slot's first seen[b, k] entries:
-                        dense's computation as 3-d batched matmuls with the mask an additive
-                        bias built once and beta folded into the keys. No autograd.
+  steps_chain_context   the engine (the commits, the deferred heats, prefill dropping's
+                        scores): K boundaries of each of B slots, all layers, boundary k
+                        reading the slot's first seen[b, k] entries: dense's computation as 3-d
+                        batched matmuls with the mask an additive bias built once and beta
+                        folded into the keys. No autograd.
 Tests hold them equal (tests/test_ttm_hops.py).
 """
 from __future__ import annotations
@@ -47,32 +45,13 @@ def dense_chain_context(ctx: torch.Tensor, ah: torch.Tensor, visible: torch.Tens
 
 
 @torch.no_grad()
-def packed_chain_context(ctx: torch.Tensor, ah: torch.Tensor, owner: torch.Tensor, G: torch.Tensor,
-                         keep: torch.Tensor, beta: torch.Tensor, hops: int) -> torch.Tensor:
-    """ctx [L, S, 2r], ah [L, N, r] (the entries before the step, packed slot by slot: `owner`
-    [N], each entry's row of S, is non-decreasing) -> [L, S, (H + 2) r]. G [L, r, r], keep and
-    beta [L]. The entries are laid out once per call as [L, S, longest, r] (dead places masked),
-    so that every hop is a few batched matmuls and a softmax (steps_chain_context with one step
-    per slot): on CPU far fewer passes over memory than per-entry gathers and scatters
-    (docs/engine.md)."""
-    layers, slots, r = ctx.shape[0], ctx.shape[1], ah.shape[-1]
-    counts = torch.bincount(owner, minlength=slots)
-    longest = int(counts.max()) if owner.numel() else 0
-    start = torch.cumsum(counts, 0) - counts
-    place = torch.arange(owner.numel(), device=owner.device) - start.index_select(0, owner)
-    padded = ah.new_zeros(layers, slots, longest, r)  # dead places 0: a slot with no entry reads 0, as dense's
-    padded[:, owner, place] = ah
-    return steps_chain_context(ctx.unsqueeze(2), padded, counts.unsqueeze(1), G, keep, beta, hops)[:, :, 0]
-
-
-@torch.no_grad()
 def steps_chain_context(ctx: torch.Tensor, ah: torch.Tensor, seen: torch.Tensor, G: torch.Tensor,
                         keep: torch.Tensor, beta: torch.Tensor, hops: int) -> torch.Tensor:
     """ctx [L, B, K, 2r] of K boundaries per slot, ah [L, B, T, r] each slot's first T entries,
     seen [B, K] (boundary k of slot b reads its first seen[b, k] entries) -> [L, B, K, (H + 2) r].
     G [L, r, r], keep and beta [L]. A boundary that sees nothing (seen 0) reads the mean of the
-    slot's T entries: dense_chain_context's 0 where those are zeros (packed_chain_context's
-    padding); in the deferred heats such rows are past a slot's log, and nobody reads them.
+    slot's T entries, not dense_chain_context's 0; in the deferred heats such rows are past a
+    slot's log, and nobody reads them (prefill dropping's rows all see their prompt).
     Per hop three batched matmuls and a softmax: 3.9 against dense's 6.9 ms at 4 layers, 20
     slots, 8 steps, 100 entries, 6 hops on this CPU."""
     layers, rows, k = ctx.shape[:3]

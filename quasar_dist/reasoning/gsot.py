@@ -77,7 +77,9 @@ class GsotPolicy(Policy):
         self.engine.probe(seq, self.mark_ids, cfg.probe_tokens)
 
     def finish(self, task: Task, stop_reason: str, answer: str | None) -> None:
-        task.heats = self.engine.step_heats(task.seq)  # every accepted step's (a rejected one was rolled back)
+        # every accepted step's (a rejected one was rolled back): the sequence's own list, which
+        # the engine completes after the release (its deferred heats, engine/step_heats.py)
+        task.heats = task.seq.step_heats
         super().finish(task, stop_reason, answer)
 
     def on_probe(self, task: Task) -> None:
