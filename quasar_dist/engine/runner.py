@@ -140,13 +140,13 @@ class ModelRunner:
         return heats
 
     @torch.no_grad()
-    def copy_boundaries(self, slot: int, entries: int, logged: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def copy_boundaries(self, slot: int, entries: int, first: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Copies of what a slot's deferred heats read, so that the slot can be freed first:
-        A h of its first `entries` entries [entries, L, r] and its first `logged` boundary
-        contexts [logged, L, 2r]."""
+        A h of its first `entries` entries [entries, L, r] and its logged boundary contexts
+        first..end - 1 [end - first, L, 2r]."""
         cache = self.cache
         return (cache.ah[:, slot, :entries].transpose(0, 1).clone(memory_format=torch.contiguous_format),
-                cache.boundary_ctx[:, slot, :logged].transpose(0, 1).clone(memory_format=torch.contiguous_format))
+                cache.boundary_ctx[:, slot, first:end].transpose(0, 1).clone(memory_format=torch.contiguous_format))
 
     @torch.no_grad()
     def copied_boundary_heats(self, copies: list[tuple[torch.Tensor, torch.Tensor]], seen: list[list[int]],

@@ -273,8 +273,7 @@ class QuasarForCausalLM(nn.Module):
         k = logged.shape[2]
         stacked = self.stacked_ttm
         ctx = stacked.steps_chain_context(logged, ah, seen)
-        log_tau = stacked.log_temperature(ah.reshape(layers, b * t, r).index_select(1, step_entries),
-                                          ctx.reshape(layers, b * k, ctx.shape[-1]).index_select(1, step_owner))
+        log_tau = stacked.owned_log_temperature(ah, ctx, step_entries, step_owner)
         tau = log_tau.float().exp_().mean(0)  # [M]
         counts = torch.bincount(step_owner, minlength=b * k).clamp_(min=1)
         return torch.zeros(b * k, dtype=tau.dtype, device=tau.device).index_add_(0, step_owner, tau) / counts, ctx

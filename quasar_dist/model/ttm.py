@@ -145,7 +145,7 @@ def best_match(ah: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
 
 
 def readout(ah: torch.Tensor, ctx: torch.Tensor, w2: torch.Tensor, const: torch.Tensor, log_tau_max: float,
-            match_scale: torch.Tensor | None = None) -> torch.Tensor:
+            match_scale: torch.Tensor | None = None, match: torch.Tensor | None = None) -> torch.Tensor:
     """log tau from A h [..., r] and [B c ; E c] [..., 2r] (broadcastable to it), with the
     read-out weights 2w [..., r] and b - sum(w) [...] broadcastable to the result. The formula of
     `TokenTemperature.log_temperature`, in a few in-place passes over one buffer, with tanh
@@ -153,7 +153,8 @@ def readout(ah: torch.Tensor, ctx: torch.Tensor, w2: torch.Tensor, const: torch.
     its tanh, and this runs for every new token of every layer and, at a boundary, for every
     live entry):  z = w . tanh(x) + b = (2w) . sigmoid(2x) + (b - sum w),  x = A h + B c.
     No autograd. With `match_scale` (hops) the bilinear term is s * best_match over the queries
-    [q_0 .. q_H] that follow B c in ctx."""
+    [q_0 .. q_H] that follow B c in ctx, or of `match` where the caller computed it (then ctx
+    need hold only B c)."""
     r = ah.shape[-1]
     bc, rest = ctx[..., :r], ctx[..., r:]
     x = torch.add(ah, bc).mul_(2.0).sigmoid_()  # doubling is exact
@@ -162,7 +163,7 @@ def readout(ah: torch.Tensor, ctx: torch.Tensor, w2: torch.Tensor, const: torch.
         x.addcmul_(ah, rest)  # + the bilinear term
     z = x.sum(-1).add_(const)
     if match_scale is not None:
-        z.add_(best_match(ah, rest).mul_(match_scale))
+        z.add_((best_match(ah, rest) if match is None else match).mul_(match_scale))
     return F.logsigmoid(z).add_(log_tau_max)
 
 
@@ -214,6 +215,29 @@ class StackedTTM:
         G, keep, beta, _ = self._weights()[4]
         layers = ctx.shape[0]
         return steps_chain_context(ctx, ah, seen, G[:layers], keep[:layers], beta[:layers], self.hops)
+
+    def owned_log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor, entries: torch.Tensor,
+                              owner: torch.Tensor) -> torch.Tensor:
+        """log tau [l, M] of M entries, each under its own boundary's context: ah [l, B, T, r],
+        ctx [l, B, K, (2 + H) r], entries [M] flat into [B, T], owner [M] flat into [B, K] (the
+        deferred heats). Per entry only what the read-out adds to A h is gathered (B c; [B c ; E c]
+        without hops); with hops the match against a boundary's queries is one batched matmul
+        of each row's entries against all its boundaries' queries, and each entry picks its own
+        boundary's (gathering every entry's [(H + 2) r] context instead cost 3x)."""
+        _, w2, const, log_tau_max, hops = self._weights()
+        layers, b, t, r = ah.shape
+        k, width = ctx.shape[2], ctx.shape[3]
+        picked = ah.reshape(layers, b * t, r).index_select(1, entries)  # [l, M, r]
+        gathered = width if hops is None else r
+        own = ctx[..., :gathered].reshape(layers, b * k, gathered).index_select(1, owner)  # [l, M, r or 2r]
+        if hops is None:
+            return readout(picked, own, w2[:layers].unsqueeze(1), const[:layers].unsqueeze(1), log_tau_max)
+        queries = width // r - 1
+        q = ctx[..., r:].reshape(layers * b, k * queries, r)
+        match = torch.bmm(unit(ah).reshape(layers * b, t, r), q.transpose(1, 2))  # [l B, T, K (H + 1)]
+        match = match.view(layers, b * t * k, queries).index_select(1, entries * k + owner % k).amax(-1)  # [l, M]
+        return readout(picked, own, w2[:layers].unsqueeze(1), const[:layers].unsqueeze(1), log_tau_max,
+                       hops[3][:layers].unsqueeze(1), match=match)
 
     def log_temperature(self, ah: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """log tau of the first l layers (`readout`): ah [l, ..., r] and the context [l, ..., (2 + H) r]
