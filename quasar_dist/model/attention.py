@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import cpu_kernels
 from .config import ModelConfig
 from .fused import FusedProjections
 from .kv_cache import DEAD
@@ -107,19 +108,25 @@ def cached_attention(
     *,
     guidance: str,
     query_index: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention over cache entries. q [B, H, T, D]; k, v [B, Hkv, N, D]; log_tau [B, N] (-inf
     for dead entries, kv_cache.py; None with guidance off, which never reads it); live_bias
     [B, N] 0 for live entries, -inf for dead ones (CacheBatch.live_bias). Under `bias` guidance
     log_tau is the whole mask as is; the other forms mask with live_bias. query_index [B, T]
     (cache index of each query) is needed only when T > 1 (causality inside the chunk).
-    Decoding (T = 1) folds each kv head's query group into the query axis and runs batched
-    matmuls, so every cached key is read once per kv head and no mask is built."""
+    Decoding (T = 1) on the CPU runs the C kernel (cpu_kernels.py) when `lengths` [B] (each
+    row's live entries, a prefix) is given: it reads each row only up to its length, and the
+    bias only under `bias` guidance. Otherwise decoding folds each kv head's query group into
+    the query axis and runs batched matmuls, so every cached key is read once per kv head and
+    no mask is built."""
     if guidance == "scale":
         k = k * log_tau.exp()[:, None, :, None].to(k.dtype)  # dead entries: 0 * k, masked below
     bias = log_tau if guidance == "bias" else live_bias
     bsz, heads, t, d = q.shape
     kv_heads = k.shape[1]
+    if t == 1 and lengths is not None and guidance != "scale" and cpu_kernels.usable(q, k, v):
+        return cpu_kernels.decode_attention(q, k, v, bias if guidance == "bias" else None, lengths, 1.0 / math.sqrt(d))
     if t == 1:  # plain batched matmuls: on CPU ~1.5x faster than SDPA's kernel at this shape
         grouped = q.reshape(bsz, kv_heads, heads // kv_heads, d)  # [B, Hkv, G, D]
         scores = torch.baddbmm(bias[:, None, None, :].to(q.dtype).expand(bsz, kv_heads, heads // kv_heads, -1)

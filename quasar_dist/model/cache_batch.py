@@ -56,6 +56,9 @@ class CacheBatch:
     """Set by the model's forward for a batch that reads the cache: [B, upto] 0 for each row's
     live entries, -inf past its length (the attention mask of every guidance but `bias`, whose
     mask is log_tau itself), built once for all layers."""
+    live_length: torch.Tensor | None = None
+    """Set with live_bias: [B] each row's live entries after the write (at least 1): the
+    decode-attention kernel's bound (cpu_kernels.py)."""
     deferred: list | None = None
     """Set by a forward that drops prompt tokens (prefill_drop.py): the first layers' new
     entries (k, v, A h, log tau) are held here instead of written, until the drop decides

@@ -142,7 +142,7 @@ class DecoderLayer(nn.Module):
         else:
             keys, values, log_tau = cache.read(layer_idx, batch, with_temperatures=guidance != "off")
             o = cached_attention(q, keys, values, log_tau, batch.live_bias, guidance=guidance,
-                                 query_index=batch.query_index)
+                                 query_index=batch.query_index, lengths=batch.live_length)
         return self._finish(x, o)
 
 
@@ -209,6 +209,7 @@ class QuasarForCausalLM(nn.Module):
         batch.signed_sin = signed(sin)  # once for every layer
         if not batch.fresh:
             batch.live_bias = live_bias(batch, x.dtype)
+            batch.live_length = batch.new_length.clamp(min=1)
         fresh_mask = None
         if batch.fresh:
             t = x.shape[1]
