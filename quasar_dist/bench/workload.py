@@ -40,9 +40,11 @@ def load_workload(model_name: str, tasks_per_kind: int):
 
 
 @torch.no_grad()
-def run_reasoning(model, tokenizer, tasks: list[dict], config: ReasoningConfig) -> RunResult:
+def run_reasoning(model, tokenizer, tasks: list[dict], config: ReasoningConfig, engine=None) -> RunResult:
+    """One solve_prompts call, timed; `engine` (solve.build_engine) reused as a replica reuses
+    its own, else one is built for the call."""
     start = time.perf_counter()
-    rows = solve_prompts(model, tokenizer, [t["prompt"] for t in tasks], config)
+    rows = solve_prompts(model, tokenizer, [t["prompt"] for t in tasks], config, engine=engine)
     wall = time.perf_counter() - start
     correct = sum(answers_match(r["answer"], t["answer"]) for r, t in zip(rows, tasks))
     tokens = sum(r["prompt_tokens"] + r["generated_tokens"] + r["probe_tokens"] for r in rows)

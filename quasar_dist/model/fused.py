@@ -13,6 +13,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def attribute(obj, name: str):
+    """getattr, without nn.Module.__getattr__'s slow path for submodules and parameters (they
+    live in the module's dicts): these caches check their sources at every forward."""
+    if isinstance(obj, nn.Module):
+        stores = obj.__dict__
+        for store in (stores["_modules"], stores["_parameters"]):
+            if name in store:  # a parameter may be None (a Linear without bias)
+                return store[name]
+    return getattr(obj, name)
+
+
 class FusedProjections:
     """The projections are attribute paths of `owner` ("self_attn.q_proj", or "ttm.A" for a bare
     weight Parameter [out, in]), looked up at every call: DeepSpeed AutoTP replaces a layer's
@@ -31,7 +42,7 @@ class FusedProjections:
         for path in self._paths:
             obj = self._owner
             for name in path.split("."):
-                obj = getattr(obj, name)
+                obj = attribute(obj, name)
             found.append(obj if isinstance(obj, nn.Module) else _BareWeight(obj))
         return found
 
@@ -49,8 +60,8 @@ class FusedProjections:
 
     def _weights(self):
         linears = self._linears
-        key = tuple((m.weight.data_ptr(), m.weight._version, None if m.bias is None else (m.bias.data_ptr(), m.bias._version))
-                    for m in linears)
+        weights = [(attribute(m, "weight"), attribute(m, "bias")) for m in linears]
+        key = tuple((w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version)) for w, b in weights)
         if key != self._key:
             self._weight = torch.cat([m.weight for m in linears])
             biases = [m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype, device=m.weight.device)

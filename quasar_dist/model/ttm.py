@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused import attribute
 from .ttm_hops import dense_chain_context, steps_chain_context, unit
 
 
@@ -180,9 +181,9 @@ class StackedTTM:
         self._stacks = None
 
     def _weights(self):
-        ttms = [layer.ttm for layer in self._layers]
+        ttms = [attribute(layer, "ttm") for layer in self._layers]
         hop_params = ("G", "hop_keep", "hop_sharpness", "match_scale") if ttms[0].hops else ()
-        params = [getattr(t, name) for t in ttms for name in ("B", "E", "w", "b") + hop_params]
+        params = [attribute(t, name) for t in ttms for name in ("B", "E", "w", "b") + hop_params]
         key = tuple((p.data_ptr(), p._version) for p in params)
         if key != self._key:
             with torch.no_grad():
