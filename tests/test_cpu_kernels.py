@@ -75,3 +75,19 @@ def test_a_failing_build_names_its_cause(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="failed on broken.c"):
         cpu_kernels.build(broken)
     assert cpu_kernels.build(cpu_kernels.SOURCE).parent == tmp_path / "kernels"
+
+
+def test_portable_build_matches_the_matmul_path(tmp_path, monkeypatch):
+    """The build a CPU without AVX2 gets (plain C of the same arithmetic), on every machine."""
+    monkeypatch.setenv("QUASAR_KERNEL_DIR", str(tmp_path))
+    portable = cpu_kernels.load(cpu_kernels.build(cpu_kernels.SOURCE, flags=cpu_kernels.PORTABLE_FLAGS))
+    k, v, g = cache_views(29, 2, 32, 64, 50, seed=7)
+    q = 3.0 * torch.randn(29, 4, 1, 32, generator=g)
+    lengths = torch.randint(1, 51, (29,), generator=g)
+    live = prefix_bias(lengths, 50)
+    log_tau = torch.randn(29, 50, generator=g).clamp(max=0.7) + live
+    tol = dict(rtol=64 * EPS, atol=64 * EPS)
+    torch.testing.assert_close(cpu_kernels.decode_attention(q, k, v, None, lengths, 1 / math.sqrt(32), kernel=portable),
+                               cached_attention(q, k, v, None, live, guidance="off"), **tol)
+    torch.testing.assert_close(cpu_kernels.decode_attention(q, k, v, log_tau, lengths, 1 / math.sqrt(32), kernel=portable),
+                               cached_attention(q, k, v, log_tau, live, guidance="bias"), **tol)

@@ -34,23 +34,27 @@ def enabled() -> bool:
     return os.environ.get("QUASAR_CPU_KERNELS", "1") != "0"
 
 
+PORTABLE_FLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC"]
+
+
 def _flags() -> list[str]:
-    flags = ["-O3", "-fopenmp", "-shared", "-fPIC"]
+    """The portable build, plus AVX2/FMA where torch reports them (the kernel's SIMD paths)."""
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        flags += ["-mavx2", "-mfma"]
-    return flags
+        return PORTABLE_FLAGS + ["-mavx2", "-mfma"]
+    return list(PORTABLE_FLAGS)
 
 
 def _kernel_dir() -> Path:
     return Path(os.environ.get("QUASAR_KERNEL_DIR", Path.home() / ".cache" / "quasar-dist" / "kernels"))
 
 
-def build(source: Path = SOURCE) -> Path:
-    """The shared library of `source`, compiled once per source and flags."""
+def build(source: Path = SOURCE, flags: list[str] | None = None) -> Path:
+    """The shared library of `source`, compiled once per source and flags (default: this
+    CPU's, `_flags`)."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise RuntimeError("no C compiler found (set CC)")
-    flags = _flags()
+    flags = _flags() if flags is None else flags
     digest = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
     target = _kernel_dir() / f"{source.stem}-{digest}.so"
     if target.exists():
@@ -65,19 +69,23 @@ def build(source: Path = SOURCE) -> Path:
     return target
 
 
+def load(path: Path):
+    """The kernel's entry point in the shared library at `path`, typed for ctypes."""
+    fn = ctypes.CDLL(str(path)).decode_attention
+    fn.restype = ctypes.c_int
+    fn.argtypes = [_PTR] * 6 + [_I64] * 10 + [ctypes.c_float, ctypes.c_int]
+    return fn
+
+
 @functools.cache
 def _library():
     if not enabled():
         return None
     try:
-        lib = ctypes.CDLL(str(build()))
+        return load(build())
     except (OSError, RuntimeError) as exc:
         log.warning("CPU decode-attention kernel unavailable, using torch ops: %s", exc)
         return None
-    fn = lib.decode_attention
-    fn.restype = ctypes.c_int
-    fn.argtypes = [_PTR] * 6 + [_I64] * 10 + [ctypes.c_float, ctypes.c_int]
-    return fn
 
 
 def decode_attention_kernel():
@@ -93,9 +101,10 @@ def usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
 
 
 def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
-                     lengths: torch.Tensor, scale: float) -> torch.Tensor:
+                     lengths: torch.Tensor, scale: float, *, kernel=None) -> torch.Tensor:
     """q [B, H, 1, D]; k, v [B, Hkv, N, D] (token stride D); bias [B, N] additive or None;
-    lengths [B] int64, each row's live entries (1..N, a prefix). Returns [B, H, 1, D]."""
+    lengths [B] int64, each row's live entries (1..N, a prefix). Returns [B, H, 1, D].
+    kernel: another build's entry point (`load`), e.g. the portable one in tests."""
     bsz, heads, _, dim = q.shape
     kv_heads, capacity = k.shape[1], k.shape[2]
     q = q.contiguous()
@@ -103,7 +112,7 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     if bias is not None and bias.stride(-1) != 1:
         bias = bias.contiguous()
     out = torch.empty_like(q)
-    rc = _library()(q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if bias is None else bias.data_ptr(),
+    rc = (kernel or _library())(q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if bias is None else bias.data_ptr(),
                     lengths.data_ptr(), out.data_ptr(), bsz, kv_heads, heads // kv_heads, dim, capacity,
                     k.stride(0), k.stride(1), v.stride(0), v.stride(1), 0 if bias is None else bias.stride(0),
                     scale, torch.get_num_threads())
