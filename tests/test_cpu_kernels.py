@@ -11,7 +11,7 @@ import torch
 from quasar_dist.model import cpu_kernels
 from quasar_dist.model.attention import cached_attention
 
-pytestmark = pytest.mark.skipif(cpu_kernels.decode_attention_kernel() is None, reason="no C compiler here")
+pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="no C compiler here")
 EPS = torch.finfo(torch.float32).eps
 
 

@@ -57,8 +57,8 @@ class CacheBatch:
     live entries, -inf past its length (the attention mask of every guidance but `bias`, whose
     mask is log_tau itself), built once for all layers."""
     live_length: torch.Tensor | None = None
-    """Set with live_bias: [B] each row's live entries after the write (at least 1): the
-    decode-attention kernel's bound (cpu_kernels.py)."""
+    """Set before live_bias, which is built from it: [B] each row's live entries after the write
+    (at least 1), also the decode-attention kernel's bound (cpu_kernels.py)."""
     deferred: list | None = None
     """Set by a forward that drops prompt tokens (prefill_drop.py): the first layers' new
     entries (k, v, A h, log tau) are held here instead of written, until the drop decides
@@ -122,11 +122,17 @@ class CacheBatch:
                          temperatures=temperatures, projections=projections)
 
 
+def live_length(batch: CacheBatch) -> torch.Tensor:
+    """[B] each row's live entries after the write, at least 1 (a filler row keeps its first
+    entry, so that no row of the batch is all -inf)."""
+    return batch.new_length.clamp(min=1)
+
+
 def live_bias(batch: CacheBatch, dtype: torch.dtype) -> torch.Tensor:
-    """[B, upto]: 0 for each row's live entries after the write, -inf for the rest (a filler
-    row keeps its first entry, so that no row of the batch is all -inf)."""
+    """[B, upto]: 0 for each row's live entries after the write (batch.live_length), -inf for
+    the rest."""
     keys = torch.arange(batch.upto, device=batch.new_length.device)
-    live = keys[None, :] < batch.new_length.clamp(min=1)[:, None]
+    live = keys[None, :] < batch.live_length[:, None]
     return torch.zeros(live.shape, dtype=dtype, device=live.device).masked_fill_(~live, float("-inf"))
 
 

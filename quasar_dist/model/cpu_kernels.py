@@ -8,7 +8,7 @@ The library links libgomp, so once torch is imported it joins torch's OpenMP run
 thread pool, `torch.get_num_threads()` threads). It is built into QUASAR_KERNEL_DIR (default
 ~/.cache/quasar-dist/kernels), named by a hash of its source and flags, atomically, so
 concurrent processes (Ray workers) share one build. Without a compiler, or with
-QUASAR_CPU_KERNELS=0, `decode_attention_kernel()` is None and attention uses torch ops.
+QUASAR_CPU_KERNELS=0, `available()` is False and attention uses torch ops.
 """
 from __future__ import annotations
 
@@ -88,16 +88,16 @@ def _library():
         return None
 
 
-def decode_attention_kernel():
-    """The kernel's call (`decode_attention` below) if it can run here, else None."""
-    return decode_attention if _library() is not None else None
+def available() -> bool:
+    """Whether the kernel was built and loaded here (`decode_attention` can run)."""
+    return _library() is not None
 
 
 def usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     """The kernel's preconditions: CPU float32, one query per row, token stride = head_dim."""
     return (q.device.type == "cpu" and q.dtype == k.dtype == v.dtype == torch.float32 and q.shape[2] == 1
             and k.stride(-1) == 1 and v.stride(-1) == 1 and k.stride(-2) == k.shape[-1] and v.stride(-2) == v.shape[-1]
-            and q.shape[1] // k.shape[1] <= 16 and decode_attention_kernel() is not None)
+            and q.shape[1] // k.shape[1] <= 16 and available())
 
 
 def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
@@ -107,10 +107,14 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     kernel: another build's entry point (`load`), e.g. the portable one in tests."""
     bsz, heads, _, dim = q.shape
     kv_heads, capacity = k.shape[1], k.shape[2]
+    if not q.dtype == k.dtype == v.dtype == torch.float32 or q.shape[2] != 1:
+        raise ValueError("decode_attention: float32 q, k, v with one query per row")
     q = q.contiguous()
-    lengths = lengths.contiguous()
-    if bias is not None and bias.stride(-1) != 1:
-        bias = bias.contiguous()
+    lengths = lengths.to(torch.int64).contiguous()  # the C code reads int64 and float32 through raw pointers
+    if bias is not None:
+        bias = bias.to(torch.float32)
+        if bias.stride(-1) != 1:
+            bias = bias.contiguous()
     out = torch.empty_like(q)
     rc = (kernel or _library())(q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if bias is None else bias.data_ptr(),
                     lengths.data_ptr(), out.data_ptr(), bsz, kv_heads, heads // kv_heads, dim, capacity,

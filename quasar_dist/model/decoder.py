@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import Attention, cached_attention, guided_attention
-from .cache_batch import CacheBatch, live_bias
+from .cache_batch import CacheBatch, live_bias, live_length
 from .config import GUIDANCE_MODES, ModelConfig
 from .fused import FusedProjections
 from .kv_cache import DEAD, TemperatureKVCache
@@ -208,8 +208,8 @@ class QuasarForCausalLM(nn.Module):
         cos, sin = self.model.rotary_emb(batch.positions, x.dtype)
         batch.signed_sin = signed(sin)  # once for every layer
         if not batch.fresh:
+            batch.live_length = live_length(batch)
             batch.live_bias = live_bias(batch, x.dtype)
-            batch.live_length = batch.new_length.clamp(min=1)
         fresh_mask = None
         if batch.fresh:
             t = x.shape[1]

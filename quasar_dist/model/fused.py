@@ -59,14 +59,12 @@ class FusedProjections:
         return F.linear(x, weight, bias)
 
     def _weights(self):
-        linears = self._linears
-        weights = [(attribute(m, "weight"), attribute(m, "bias")) for m in linears]
+        weights = [(attribute(m, "weight"), attribute(m, "bias")) for m in self._linears]
         key = tuple((w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version)) for w, b in weights)
         if key != self._key:
-            self._weight = torch.cat([m.weight for m in linears])
-            biases = [m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype, device=m.weight.device)
-                      for m in linears]
-            self._bias = torch.cat(biases) if any(m.bias is not None for m in linears) else None
+            self._weight = torch.cat([w for w, _ in weights])
+            biases = [b if b is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device) for w, b in weights]
+            self._bias = torch.cat(biases) if any(b is not None for _, b in weights) else None
             self._key = key
         return self._weight, self._bias
 
